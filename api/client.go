@@ -1,0 +1,248 @@
+package api
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+)
+
+// DefaultHost is where a local server listens.
+const DefaultHost = "unix:///run/drover/drover.sock"
+
+// Client speaks to a Drover server's /v1 API.
+type Client struct {
+	host string
+	base string
+	hc   *http.Client
+}
+
+// NewClient makes a client for host: unix:///PATH, tcp://HOST:PORT or
+// http://HOST:PORT.
+func NewClient(host string) (*Client, error) {
+	if host == "" {
+		host = DefaultHost
+	}
+	u, err := url.Parse(host)
+	if err != nil {
+		return nil, fmt.Errorf("server address %q: %v", host, err)
+	}
+	tr := &http.Transport{MaxIdleConnsPerHost: 16, IdleConnTimeout: 90 * time.Second}
+	c := &Client{host: host, hc: &http.Client{Transport: tr}}
+	switch u.Scheme {
+	case "unix":
+		path := u.Path
+		if path == "" {
+			return nil, fmt.Errorf("server address %q: want unix:///absolute/path", host)
+		}
+		tr.DialContext = func(ctx context.Context, _, _ string) (net.Conn, error) {
+			var d net.Dialer
+			return d.DialContext(ctx, "unix", path)
+		}
+		c.base = "http://drover"
+	case "tcp", "http":
+		c.base = "http://" + u.Host
+	default:
+		return nil, fmt.Errorf("server address %q: scheme must be unix, tcp or http", host)
+	}
+	return c, nil
+}
+
+// Host is the address the client talks to.
+func (c *Client) Host() string { return c.host }
+
+// Do sends a request with an optional JSON body and decodes a JSON answer
+// into out (if not nil). Failed requests come back as *Error.
+func (c *Client) Do(ctx context.Context, method, path string, body, out any) error {
+	var rd io.Reader
+	if body != nil {
+		b, err := json.Marshal(body)
+		if err != nil {
+			return err
+		}
+		rd = bytes.NewReader(b)
+	}
+	resp, err := c.Raw(ctx, method, path, rd, "application/json")
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if out == nil {
+		_, _ = io.Copy(io.Discard, resp.Body)
+		return nil
+	}
+	if err := json.NewDecoder(resp.Body).Decode(out); err != nil {
+		return fmt.Errorf("%s %s: bad answer from server: %v", method, path, err)
+	}
+	return nil
+}
+
+// Raw sends a request and returns the response when its status is 2xx; the
+// caller closes the body.
+func (c *Client) Raw(ctx context.Context, method, path string, body io.Reader, contentType string) (*http.Response, error) {
+	req, err := http.NewRequestWithContext(ctx, method, c.base+path, body)
+	if err != nil {
+		return nil, err
+	}
+	if body != nil {
+		req.Header.Set("Content-Type", contentType)
+	}
+	resp, err := c.hc.Do(req)
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+		return nil, &Error{Code: CodeUnavailable, Message: fmt.Sprintf("cannot reach the Drover server at %s: %v (is `drover server` running?)", c.host, unwrapURLError(err))}
+	}
+	if resp.StatusCode/100 != 2 {
+		defer resp.Body.Close()
+		return nil, decodeError(resp)
+	}
+	return resp, nil
+}
+
+func unwrapURLError(err error) error {
+	if ue, ok := err.(*url.Error); ok {
+		return ue.Err
+	}
+	return err
+}
+
+func decodeError(resp *http.Response) error {
+	b, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	var e Error
+	if json.Unmarshal(b, &e) != nil || e.Code == "" {
+		e = Error{Code: CodeInternal, Message: strings.TrimSpace(fmt.Sprintf("server answered %s: %s", resp.Status, b))}
+	}
+	e.Status = resp.StatusCode
+	return &e
+}
+
+// Version asks the server for its version.
+func (c *Client) Version(ctx context.Context) (Version, error) {
+	var v Version
+	return v, c.Do(ctx, http.MethodGet, "/v1/version", nil, &v)
+}
+
+// DeployStack creates or updates a stack.
+func (c *Client) DeployStack(ctx context.Context, spec StackSpec, removeOrphans bool) (DeployResult, error) {
+	var r DeployResult
+	path := "/v1/stacks/" + url.PathEscape(spec.Name)
+	if removeOrphans {
+		path += "?removeOrphans=true"
+	}
+	return r, c.Do(ctx, http.MethodPut, path, spec, &r)
+}
+
+// RemoveStack starts the removal of a stack.
+func (c *Client) RemoveStack(ctx context.Context, name string) error {
+	return c.Do(ctx, http.MethodDelete, "/v1/stacks/"+url.PathEscape(name), nil, nil)
+}
+
+// Stacks lists stacks.
+func (c *Client) Stacks(ctx context.Context) ([]StackInfo, error) {
+	var out []StackInfo
+	return out, c.Do(ctx, http.MethodGet, "/v1/stacks", nil, &out)
+}
+
+// Stack reads one stack.
+func (c *Client) Stack(ctx context.Context, name string) (StackInfo, error) {
+	var out StackInfo
+	return out, c.Do(ctx, http.MethodGet, "/v1/stacks/"+url.PathEscape(name), nil, &out)
+}
+
+// Tasks lists tasks, of one stack when stack is not empty.
+func (c *Client) Tasks(ctx context.Context, stack string) ([]Task, error) {
+	var out []Task
+	path := "/v1/tasks"
+	if stack != "" {
+		path += "?stack=" + url.QueryEscape(stack)
+	}
+	return out, c.Do(ctx, http.MethodGet, path, nil, &out)
+}
+
+// LogOptions select a task's log lines.
+type LogOptions struct {
+	Follow bool
+	Tail   int // -1: all
+	Since  time.Time
+	Until  time.Time
+}
+
+// Query encodes the options as URL parameters.
+func (o LogOptions) Query() url.Values {
+	q := url.Values{}
+	if o.Follow {
+		q.Set("follow", "true")
+	}
+	q.Set("tail", fmt.Sprint(o.Tail))
+	if !o.Since.IsZero() {
+		q.Set("since", o.Since.Format(time.RFC3339Nano))
+	}
+	if !o.Until.IsZero() {
+		q.Set("until", o.Until.Format(time.RFC3339Nano))
+	}
+	return q
+}
+
+// TaskLogs streams a task's log as JSON lines of LogEntry.
+func (c *Client) TaskLogs(ctx context.Context, id string, o LogOptions) (io.ReadCloser, error) {
+	resp, err := c.Raw(ctx, http.MethodGet, "/v1/tasks/"+url.PathEscape(id)+"/logs?"+o.Query().Encode(), nil, "")
+	if err != nil {
+		return nil, err
+	}
+	return resp.Body, nil
+}
+
+// LoadImage sends an image archive to the cluster.
+func (c *Client) LoadImage(ctx context.Context, r io.Reader) (ImageLoadResult, error) {
+	var out ImageLoadResult
+	resp, err := c.Raw(ctx, http.MethodPost, "/v1/images/load", r, "application/x-tar")
+	if err != nil {
+		return out, err
+	}
+	defer resp.Body.Close()
+	return out, json.NewDecoder(resp.Body).Decode(&out)
+}
+
+// Images lists the images the nodes hold.
+func (c *Client) Images(ctx context.Context) ([]Image, error) {
+	var out []Image
+	return out, c.Do(ctx, http.MethodGet, "/v1/images", nil, &out)
+}
+
+// Nodes lists nodes.
+func (c *Client) Nodes(ctx context.Context) ([]Node, error) {
+	var out []Node
+	return out, c.Do(ctx, http.MethodGet, "/v1/nodes", nil, &out)
+}
+
+// RegisterNode is an agent's greeting.
+func (c *Client) RegisterNode(ctx context.Context, reg NodeRegistration) (Node, error) {
+	var out Node
+	return out, c.Do(ctx, http.MethodPost, "/v1/nodes", reg, &out)
+}
+
+// Heartbeat tells the server the agent is alive.
+func (c *Client) Heartbeat(ctx context.Context, nodeID string) error {
+	return c.Do(ctx, http.MethodPost, "/v1/nodes/"+url.PathEscape(nodeID)+"/heartbeat", nil, nil)
+}
+
+// Assignments returns the node's tasks, waiting up to wait for them to
+// differ from the answer that carried token.
+func (c *Client) Assignments(ctx context.Context, nodeID, token string, wait time.Duration) (Assignments, error) {
+	var out Assignments
+	q := url.Values{"token": {token}, "wait": {wait.String()}}
+	return out, c.Do(ctx, http.MethodGet, "/v1/nodes/"+url.PathEscape(nodeID)+"/assignments?"+q.Encode(), nil, &out)
+}
+
+// ReportStatus records what an agent observed of a task.
+func (c *Client) ReportStatus(ctx context.Context, taskID string, st TaskStatus) error {
+	return c.Do(ctx, http.MethodPut, "/v1/tasks/"+url.PathEscape(taskID)+"/status", st, nil)
+}

@@ -1,0 +1,50 @@
+package api
+
+import "time"
+
+// Node states.
+const (
+	NodeReady = "ready"
+	NodeDown  = "down"
+)
+
+// NodeRegistration is what an agent says of itself when it (re)starts.
+type NodeRegistration struct {
+	ID       string `json:"id"`
+	Hostname string `json:"hostname"`
+	// AgentAddress is where the agent serves logs and images to the
+	// server, as unix:///path or tcp://host:port.
+	AgentAddress string `json:"agentAddress"`
+	CPUs         int    `json:"cpus"`
+	MemoryBytes  int64  `json:"memoryBytes"`
+	Version      string `json:"version"`
+}
+
+// Node is a host that runs tasks.
+type Node struct {
+	NodeRegistration
+	State         string    `json:"state"`
+	RegisteredAt  time.Time `json:"registeredAt"`
+	LastHeartbeat time.Time `json:"lastHeartbeat,omitzero"`
+}
+
+// Assignments is what an agent is asked to run, with what it needs to name
+// things on its networks.
+type Assignments struct {
+	// Revision is the store revision the answer reflects; pass it back to
+	// wait for a change.
+	Revision int64 `json:"revision"`
+	// Token identifies the content; pass it back to wait for a change.
+	Token     string     `json:"token"`
+	Tasks     []Task     `json:"tasks"`
+	Endpoints []Endpoint `json:"endpoints"`
+}
+
+// Endpoint is a running task's address on one network, for service
+// discovery: every name it answers to there.
+type Endpoint struct {
+	Network string   `json:"network"` // network full name
+	Service string   `json:"service"`
+	Names   []string `json:"names"` // container name, hostname, aliases
+	IP      string   `json:"ip"`
+}

@@ -1,0 +1,68 @@
+// Command drover is Drover's one binary: the server (control plane), the
+// agent, and the Compose-style CLI. This file only parses flags and wires
+// the packages together.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/drover-org/drover/internal/cli"
+	"github.com/drover-org/drover/internal/logs"
+	"github.com/spf13/cobra"
+)
+
+// version is set at build time with -ldflags "-X main.version=...".
+var version = "0.1.0-dev"
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	go func() {
+		// After the first signal, let a second one end the process at once.
+		<-ctx.Done()
+		stop()
+	}()
+	err := newRoot().ExecuteContext(ctx)
+	stop()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "drover:", oneLine(err))
+		os.Exit(1)
+	}
+}
+
+func oneLine(err error) string {
+	var ee interface{ ExitCode() int }
+	_ = errors.As(err, &ee)
+	return err.Error()
+}
+
+func newRoot() *cobra.Command {
+	g := &cli.Globals{Version: version, Out: os.Stdout, Err: os.Stderr}
+	root := &cobra.Command{
+		Use:           "drover",
+		Short:         "Drover runs Compose applications on one host or a cluster of hosts",
+		SilenceUsage:  true,
+		SilenceErrors: true,
+	}
+	cli.AddGlobalFlags(root, g)
+	root.AddCommand(cli.Commands(g)...)
+	root.AddCommand(serverCommand(), agentCommand(), shimLoggerCommand())
+	return root
+}
+
+// shimLoggerCommand is what containerd's shim runs to write a container's
+// output to its log file (binary:// log URI); users never call it.
+func shimLoggerCommand() *cobra.Command {
+	return &cobra.Command{
+		Use:    "shim-logger PATH",
+		Hidden: true,
+		Args:   cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return logs.RunShimLogger(args[0])
+		},
+	}
+}

@@ -1,0 +1,158 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/drover-org/drover/api"
+	"github.com/drover-org/drover/internal/server"
+	"github.com/drover-org/drover/internal/store"
+	"github.com/spf13/cobra"
+)
+
+type serverOptions struct {
+	listen      string
+	dataDir     string
+	noAgent     bool
+	addressPool string
+	nodeGrace   time.Duration
+	logLevel    string
+	agent       agentOptions
+}
+
+func serverCommand() *cobra.Command {
+	var o serverOptions
+	cmd := &cobra.Command{
+		Use:   "server",
+		Short: "Run the control plane (and, unless --no-agent, this host's agent)",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return runServer(cmd.Context(), o)
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&o.listen, "listen", api.DefaultHost, "API address: unix:///PATH")
+	f.StringVar(&o.dataDir, "data-dir", "/var/lib/drover", "where the server keeps its state")
+	f.BoolVar(&o.noAgent, "no-agent", false, "do not run an agent in the server process")
+	f.StringVar(&o.addressPool, "address-pool", server.DefaultAddressPool, "IPv4 range the networks' /24 subnets come from")
+	f.DurationVar(&o.nodeGrace, "node-grace", 10*time.Second, "how long a node may miss heartbeats before it is marked down")
+	f.StringVar(&o.logLevel, "log-level", "info", "debug, info, warn or error")
+	addAgentRuntimeFlags(cmd, &o.agent)
+	return cmd
+}
+
+func newLogger(level string) (*slog.Logger, error) {
+	var l slog.Level
+	if err := l.UnmarshalText([]byte(level)); err != nil {
+		return nil, fmt.Errorf("--log-level %q: want debug, info, warn or error", level)
+	}
+	return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: l})), nil
+}
+
+func runServer(ctx context.Context, o serverOptions) error {
+	log, err := newLogger(o.logLevel)
+	if err != nil {
+		return err
+	}
+	if err := os.MkdirAll(o.dataDir, 0o700); err != nil {
+		return fmt.Errorf("--data-dir: %w", err)
+	}
+	ln, err := listenUnix(o.listen)
+	if err != nil {
+		return err
+	}
+	defer ln.Close()
+
+	emb, err := store.StartEmbedded(ctx, filepath.Join(o.dataDir, "etcd"), log.With("component", "etcd"))
+	if err != nil {
+		return err
+	}
+	defer emb.Close()
+	id, err := server.ServerID(o.dataDir)
+	if err != nil {
+		return err
+	}
+	srv := server.New(server.Config{
+		AddressPool: o.addressPool, NodeGrace: o.nodeGrace, Version: version, Logger: log,
+	}, store.New(emb.Client))
+
+	hs := &http.Server{Handler: srv.Handler(), ReadHeaderTimeout: 10 * time.Second}
+	errc := make(chan error, 3)
+	go func() { errc <- hs.Serve(ln) }()
+	go func() {
+		if err := srv.RunController(ctx, id); err != nil {
+			errc <- err
+		}
+	}()
+	log.Info("drover server ready", "listen", o.listen, "data-dir", o.dataDir, "version", version)
+
+	agentDone := make(chan struct{})
+	if !o.noAgent {
+		o.agent.server = o.listen
+		o.agent.dataDir = filepath.Join(o.dataDir, "agent")
+		go func() {
+			defer close(agentDone)
+			if err := runAgent(ctx, o.agent, log); err != nil && ctx.Err() == nil {
+				errc <- fmt.Errorf("agent: %w", err)
+			}
+		}()
+	} else {
+		close(agentDone)
+	}
+
+	select {
+	case <-ctx.Done():
+		log.Info("shutting down; containers keep running")
+	case err = <-errc:
+		if errors.Is(err, http.ErrServerClosed) {
+			err = nil
+		}
+	}
+	sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	_ = hs.Shutdown(sctx)
+	select {
+	case <-agentDone:
+	case <-sctx.Done():
+	}
+	return err
+}
+
+// listenUnix opens the API's unix socket, root-only. A socket left by a
+// dead server is replaced; one that answers belongs to a live server.
+func listenUnix(addr string) (net.Listener, error) {
+	u, err := url.Parse(addr)
+	if err != nil || u.Scheme != "unix" || u.Path == "" {
+		return nil, fmt.Errorf("--listen %q: want unix:///absolute/path", addr)
+	}
+	path := u.Path
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return nil, fmt.Errorf("--listen: %w", err)
+	}
+	if c, err := net.DialTimeout("unix", path, time.Second); err == nil {
+		c.Close()
+		return nil, fmt.Errorf("--listen: another server already answers on %s", path)
+	}
+	_ = os.Remove(path)
+	ln, err := net.Listen("unix", path)
+	if err != nil {
+		if strings.Contains(err.Error(), "invalid argument") && len(path) > 100 {
+			return nil, fmt.Errorf("--listen: socket path %s is too long (unix sockets allow about 100 bytes)", path)
+		}
+		return nil, fmt.Errorf("--listen: %w", err)
+	}
+	if err := os.Chmod(path, 0o600); err != nil {
+		ln.Close()
+		return nil, err
+	}
+	return ln, nil
+}

@@ -1,0 +1,199 @@
+package agent
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/drover-org/drover/api"
+	"github.com/drover-org/drover/internal/dns"
+	"github.com/drover-org/drover/internal/network"
+	drt "github.com/drover-org/drover/internal/runtime"
+)
+
+// Networker connects tasks to their networks.
+type Networker interface {
+	Attach(ctx context.Context, req network.Request) (network.Result, error)
+	Detach(ctx context.Context, req network.Request) error
+	RemoveNetwork(ctx context.Context, n network.Network) error
+}
+
+// Resolver is the node's DNS server.
+type Resolver interface {
+	Listen(network string, ip net.IP) error
+	Unlisten(network string)
+	SetRecords(recs []dns.Record)
+}
+
+// Config wires an agent.
+type Config struct {
+	DataDir string
+	// Server is the control plane's API.
+	Server *api.Client
+	// Address is where this agent serves logs and images, as registered
+	// with the server: unix:///PATH.
+	Address  string
+	Driver   drt.Driver
+	Images   drt.ImageStore
+	Network  Networker
+	DNS      Resolver
+	Version  string
+	Logger   *slog.Logger
+	Hostname string
+	// HeartbeatInterval defaults to 2s.
+	HeartbeatInterval time.Duration
+}
+
+// Agent is one node's task runner.
+type Agent struct {
+	cfg    Config
+	log    *slog.Logger
+	nodeID string
+
+	mu        sync.Mutex
+	workers   map[string]*worker        // by task ID
+	reported  map[string]api.TaskStatus // last status sent, by task ID
+	listening map[string]string         // DNS: network full name -> gateway
+	bridges   map[string]network.Network
+	wake      chan struct{}
+}
+
+// New makes an agent; its node ID is kept in DataDir.
+func New(cfg Config) (*Agent, error) {
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.HeartbeatInterval == 0 {
+		cfg.HeartbeatInterval = 2 * time.Second
+	}
+	if cfg.Hostname == "" {
+		cfg.Hostname, _ = os.Hostname()
+	}
+	if err := os.MkdirAll(filepath.Join(cfg.DataDir, "tasks"), 0o700); err != nil {
+		return nil, err
+	}
+	id, err := nodeID(cfg.DataDir)
+	if err != nil {
+		return nil, err
+	}
+	return &Agent{
+		cfg:       cfg,
+		log:       cfg.Logger.With("component", "agent", "node", id),
+		nodeID:    id,
+		workers:   map[string]*worker{},
+		reported:  map[string]api.TaskStatus{},
+		listening: map[string]string{},
+		bridges:   map[string]network.Network{},
+		wake:      make(chan struct{}, 1),
+	}, nil
+}
+
+// NodeID is this agent's node.
+func (a *Agent) NodeID() string { return a.nodeID }
+
+func nodeID(dataDir string) (string, error) {
+	p := filepath.Join(dataDir, "node-id")
+	if b, err := os.ReadFile(p); err == nil && len(strings.TrimSpace(string(b))) > 0 {
+		return strings.TrimSpace(string(b)), nil
+	}
+	id := randomID()
+	if err := os.WriteFile(p, []byte(id+"\n"), 0o600); err != nil {
+		return "", fmt.Errorf("write node id: %w", err)
+	}
+	return id, nil
+}
+
+// Run registers with the server and runs tasks until ctx ends. Containers
+// keep running when it returns.
+func (a *Agent) Run(ctx context.Context) error {
+	if err := a.register(ctx); err != nil {
+		return err
+	}
+	go a.heartbeats(ctx)
+	a.adopt(ctx)
+
+	token := ""
+	for ctx.Err() == nil {
+		asg, err := a.cfg.Server.Assignments(ctx, a.nodeID, token, 30*time.Second)
+		if err != nil {
+			if ctx.Err() != nil {
+				break
+			}
+			if errors.Is(err, api.ErrNotFound) {
+				_ = a.register(ctx)
+			}
+			a.log.Warn("waiting for assignments failed; retrying", "err", err)
+			sleep(ctx, time.Second)
+			continue
+		}
+		token = asg.Token
+		a.apply(ctx, asg)
+	}
+	return nil
+}
+
+func (a *Agent) register(ctx context.Context) error {
+	reg := api.NodeRegistration{
+		ID: a.nodeID, Hostname: a.cfg.Hostname, AgentAddress: a.cfg.Address,
+		CPUs: runtime.NumCPU(), MemoryBytes: memTotal(), Version: a.cfg.Version,
+	}
+	delay := 100 * time.Millisecond
+	for {
+		_, err := a.cfg.Server.RegisterNode(ctx, reg)
+		if err == nil {
+			a.log.Info("registered with server", "server", a.cfg.Server.Host())
+			return nil
+		}
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		a.log.Warn("cannot register with server; retrying", "err", err)
+		sleep(ctx, delay)
+		delay = min(delay*2, 5*time.Second)
+	}
+}
+
+func (a *Agent) heartbeats(ctx context.Context) {
+	t := time.NewTicker(a.cfg.HeartbeatInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		err := a.cfg.Server.Heartbeat(ctx, a.nodeID)
+		if errors.Is(err, api.ErrNotFound) {
+			_ = a.register(ctx)
+		}
+	}
+}
+
+func sleep(ctx context.Context, d time.Duration) {
+	select {
+	case <-ctx.Done():
+	case <-time.After(d):
+	}
+}
+
+func memTotal() int64 {
+	b, err := os.ReadFile("/proc/meminfo")
+	if err != nil {
+		return 0
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		var kb int64
+		if _, err := fmt.Sscanf(line, "MemTotal: %d kB", &kb); err == nil {
+			return kb * 1024
+		}
+	}
+	return 0
+}

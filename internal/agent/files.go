@@ -1,0 +1,72 @@
+package agent
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/drover-org/drover/api"
+	"github.com/drover-org/drover/internal/network"
+	drt "github.com/drover-org/drover/internal/runtime"
+)
+
+// writeFiles writes the task's /etc/hosts, /etc/hostname and
+// /etc/resolv.conf and returns the mounts that put them in place.
+func (a *Agent) writeFiles(t api.Task, req network.Request, addrs map[string]string) ([]drt.Mount, error) {
+	dir := a.taskDir(t.ID)
+	b, _ := json.Marshal(addrs)
+	if err := os.WriteFile(filepath.Join(dir, "addresses.json"), b, 0o600); err != nil {
+		return nil, err
+	}
+	files := map[string]string{
+		"hosts":       hostsFile(t, req, addrs),
+		"hostname":    t.Hostname() + "\n",
+		"resolv.conf": resolvConf(req, a.hostResolvConf()),
+	}
+	var mounts []drt.Mount
+	for _, name := range []string{"hosts", "hostname", "resolv.conf"} {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, []byte(files[name]), 0o644); err != nil {
+			return nil, fmt.Errorf("write %s: %w", name, err)
+		}
+		mounts = append(mounts, drt.Mount{Source: p, Target: "/etc/" + name})
+	}
+	return mounts, nil
+}
+
+func hostsFile(t api.Task, req network.Request, addrs map[string]string) string {
+	var b strings.Builder
+	b.WriteString("127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n")
+	if len(req.Networks) > 0 {
+		if ip := addrs[req.Networks[0].Name]; ip != "" {
+			fmt.Fprintf(&b, "%s\t%s\n", ip, t.Hostname())
+		}
+	}
+	for _, h := range t.Spec.ExtraHosts {
+		ip := h.IP
+		if ip == "host-gateway" && len(req.Networks) > 0 {
+			ip = req.Networks[0].Gateway
+		}
+		fmt.Fprintf(&b, "%s\t%s\n", ip, h.Host)
+	}
+	return b.String()
+}
+
+// resolvConf points the container at the node's DNS server on its first
+// network's gateway; without a network it gets the host's resolvers.
+func resolvConf(req network.Request, host string) string {
+	if len(req.Networks) == 0 {
+		return host
+	}
+	return "nameserver " + req.Networks[0].Gateway + "\noptions ndots:0\n"
+}
+
+func (a *Agent) hostResolvConf() string {
+	b, err := os.ReadFile("/etc/resolv.conf")
+	if err != nil {
+		return ""
+	}
+	return string(b)
+}

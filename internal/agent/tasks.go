@@ -1,0 +1,471 @@
+package agent
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"strconv"
+	"time"
+
+	"github.com/drover-org/drover/api"
+	"github.com/drover-org/drover/internal/dns"
+	"github.com/drover-org/drover/internal/network"
+	drt "github.com/drover-org/drover/internal/runtime"
+)
+
+// Container labels the agent sets, so adoption needs nothing but the
+// runtime.
+const (
+	labelTask    = "drover.task"
+	labelStack   = "com.docker.compose.project"
+	labelService = "com.docker.compose.service"
+	labelSlot    = "com.docker.compose.container-number"
+)
+
+// worker serializes the work on one task: one step at a time, always
+// toward the latest assignment.
+type worker struct {
+	latest   api.Task
+	running  bool
+	dirty    bool
+	watching bool
+	orphan   bool
+}
+
+func randomID() string {
+	var b [16]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}
+
+func (a *Agent) taskDir(id string) string { return filepath.Join(a.cfg.DataDir, "tasks", id) }
+
+// LogPath is where a task's container output is kept.
+func (a *Agent) LogPath(id string) string { return filepath.Join(a.taskDir(id), "container.log") }
+
+// adopt finds the containers a previous run of the agent left and watches
+// those still running, so none is started twice.
+func (a *Agent) adopt(ctx context.Context) {
+	sts, err := a.cfg.Driver.Recover(ctx)
+	if err != nil {
+		a.log.Error("cannot list existing containers", "err", err)
+		return
+	}
+	for _, st := range sts {
+		id := st.Labels[labelTask]
+		if id == "" {
+			continue
+		}
+		t, err := a.readTask(id)
+		if err != nil {
+			a.log.Warn("container without its task record; it will be removed", "task", id, "err", err)
+			t = api.Task{ID: id, DesiredState: api.DesiredShutdown}
+		}
+		a.mu.Lock()
+		w := a.workerLocked(id)
+		w.latest = t
+		w.orphan = true // until an assignment names it
+		for _, n := range t.Networks {
+			a.bridges[n.Network.FullName] = toNetwork(n.Network)
+		}
+		a.mu.Unlock()
+		if st.State == drt.StateRunning {
+			a.log.Info("adopted running container", "task", id, "name", t.Name())
+			a.watch(ctx, t)
+		}
+	}
+	// Bridges from before (networks whose last task went while we were
+	// away) are reconsidered by housekeeping.
+	if lister, ok := a.cfg.Network.(interface {
+		Networks() ([]network.Network, error)
+	}); ok {
+		if nets, err := lister.Networks(); err == nil {
+			a.mu.Lock()
+			for _, n := range nets {
+				if _, known := a.bridges[n.Name]; !known {
+					a.bridges[n.Name] = n
+				}
+			}
+			a.mu.Unlock()
+		}
+	}
+}
+
+func (a *Agent) workerLocked(id string) *worker {
+	w := a.workers[id]
+	if w == nil {
+		w = &worker{}
+		a.workers[id] = w
+	}
+	return w
+}
+
+// apply takes a new set of assignments.
+func (a *Agent) apply(ctx context.Context, asg api.Assignments) {
+	assigned := map[string]bool{}
+	a.mu.Lock()
+	for _, t := range asg.Tasks {
+		assigned[t.ID] = true
+		w := a.workerLocked(t.ID)
+		w.latest, w.orphan = t, false
+		a.kickLocked(ctx, w)
+	}
+	for id, w := range a.workers {
+		if assigned[id] {
+			continue
+		}
+		// Not ours any more (or never known to the server): take it down.
+		w.orphan = true
+		if w.latest.DesiredState != api.DesiredShutdown {
+			w.latest.DesiredState = api.DesiredShutdown
+		}
+		a.kickLocked(ctx, w)
+	}
+	a.mu.Unlock()
+
+	recs := make([]dns.Record, 0, len(asg.Endpoints))
+	for _, e := range asg.Endpoints {
+		if ip := net.ParseIP(e.IP); ip != nil {
+			recs = append(recs, dns.Record{Network: e.Network, Service: e.Service, Names: e.Names, IP: ip})
+		}
+	}
+	a.cfg.DNS.SetRecords(recs)
+	a.housekeeping(ctx, asg)
+}
+
+func (a *Agent) kickLocked(ctx context.Context, w *worker) {
+	if w.running {
+		w.dirty = true
+		return
+	}
+	w.running = true
+	go a.runWorker(ctx, w)
+}
+
+func (a *Agent) runWorker(ctx context.Context, w *worker) {
+	for {
+		a.mu.Lock()
+		t := w.latest
+		w.dirty = false
+		a.mu.Unlock()
+
+		done := a.sync(ctx, t)
+
+		a.mu.Lock()
+		if done && w.orphan && t.DesiredState == api.DesiredShutdown {
+			delete(a.workers, t.ID)
+		}
+		if !w.dirty || ctx.Err() != nil {
+			w.running = false
+			a.mu.Unlock()
+			return
+		}
+		a.mu.Unlock()
+	}
+}
+
+// sync does what task t needs now. It reports whether the task's container
+// is gone for good (for a task being shut down).
+func (a *Agent) sync(ctx context.Context, t api.Task) bool {
+	if t.DesiredState == api.DesiredShutdown {
+		a.remove(ctx, t)
+		return true
+	}
+	st, err := a.cfg.Driver.Inspect(ctx, t.ID)
+	switch {
+	case errors.Is(err, drt.ErrNotFound):
+		if a.ended(t) {
+			return false // it ran and ended; the control plane decides what next
+		}
+		a.start(ctx, t)
+	case err != nil:
+		a.log.Warn("cannot inspect container", "task", t.ID, "err", err)
+	case st.State == drt.StateRunning || st.State == drt.StatePaused:
+		a.watch(ctx, t)
+		a.report(ctx, t, a.runningStatus(t, st))
+	case st.State == drt.StateStopped:
+		a.report(ctx, t, exitedStatus(t, st.ExitCode, st.FinishedAt))
+	default:
+		// Created but never started (we died half-way): start over.
+		_ = a.cfg.Driver.Destroy(ctx, t.ID)
+		_ = a.cfg.Network.Detach(ctx, netRequest(t))
+		a.start(ctx, t)
+	}
+	return false
+}
+
+// ended reports whether the task already ran here and finished.
+func (a *Agent) ended(t api.Task) bool {
+	if t.Status.State == api.StateExited || t.Status.State == api.StateFailed {
+		return true
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	r, ok := a.reported[t.ID]
+	return ok && (r.State == api.StateExited || r.State == api.StateFailed)
+}
+
+func (a *Agent) start(ctx context.Context, t api.Task) {
+	log := a.log.With("task", t.ID, "name", t.Name())
+	a.report(ctx, t, api.TaskStatus{State: api.StatePreparing, Message: "pulling image " + t.Spec.Image})
+	if err := a.cfg.Driver.EnsureImage(ctx, t.Spec.Image); err != nil {
+		log.Warn("image not available", "image", t.Spec.Image, "err", err)
+		a.report(ctx, t, api.TaskStatus{State: api.StateFailed, Message: err.Error(), FinishedAt: time.Now().UTC()})
+		return
+	}
+	if err := os.MkdirAll(a.taskDir(t.ID), 0o700); err != nil {
+		a.report(ctx, t, failed(fmt.Errorf("task directory: %w", err)))
+		return
+	}
+	if err := a.writeTask(t); err != nil {
+		a.report(ctx, t, failed(err))
+		return
+	}
+	a.report(ctx, t, api.TaskStatus{State: api.StatePreparing, Message: "connecting networks"})
+	req := netRequest(t)
+	res, err := a.cfg.Network.Attach(ctx, req)
+	if err != nil {
+		log.Warn("network attach failed", "err", err)
+		a.report(ctx, t, failed(fmt.Errorf("network: %w", err)))
+		return
+	}
+	addrs := map[string]string{}
+	for _, n := range req.Networks {
+		if ip := res.IPs[n.Name]; ip != nil {
+			addrs[n.Name] = ip.String()
+		}
+		a.mu.Lock()
+		a.bridges[n.Name] = n
+		a.mu.Unlock()
+		a.ensureDNS(n)
+	}
+	mounts, err := a.writeFiles(t, req, addrs)
+	if err != nil {
+		_ = a.cfg.Network.Detach(ctx, req)
+		a.report(ctx, t, failed(err))
+		return
+	}
+	labels := map[string]string{}
+	for k, v := range t.Spec.Labels {
+		labels[k] = v
+	}
+	labels[labelTask] = t.ID
+	labels[labelStack] = t.Stack
+	labels[labelService] = t.Service
+	labels[labelSlot] = strconv.Itoa(t.Slot)
+	spec := drt.ContainerSpec{
+		ID: t.ID, Image: t.Spec.Image, Command: t.Spec.Command, Entrypoint: t.Spec.Entrypoint,
+		Env: t.Spec.Env, User: t.Spec.User, WorkingDir: t.Spec.WorkingDir, Hostname: t.Hostname(),
+		StopSignal: t.Spec.StopSignal, Labels: labels, NetNSPath: res.NetNSPath, Mounts: mounts,
+		LogPath: a.LogPath(t.ID),
+	}
+	a.report(ctx, t, api.TaskStatus{State: api.StatePreparing, Message: "starting container", Addresses: addrs})
+	st, err := a.cfg.Driver.Start(ctx, spec)
+	if err != nil {
+		log.Warn("container start failed", "err", err)
+		_ = a.cfg.Driver.Destroy(ctx, t.ID)
+		_ = a.cfg.Network.Detach(ctx, req)
+		a.report(ctx, t, failed(fmt.Errorf("start: %w", err)))
+		return
+	}
+	log.Info("container started", "pid", st.PID)
+	a.watch(ctx, t)
+	a.report(ctx, t, a.runningStatus(t, st))
+}
+
+func failed(err error) api.TaskStatus {
+	return api.TaskStatus{State: api.StateFailed, Message: err.Error(), FinishedAt: time.Now().UTC()}
+}
+
+func exitedStatus(t api.Task, code int, at time.Time) api.TaskStatus {
+	st := api.TaskStatus{State: api.StateExited, ExitCode: code, ContainerID: t.ID, FinishedAt: at.UTC(),
+		StartedAt: t.Status.StartedAt, Addresses: t.Status.Addresses,
+		Message: fmt.Sprintf("exited with code %d", code)}
+	return st
+}
+
+func (a *Agent) runningStatus(t api.Task, st drt.Status) api.TaskStatus {
+	addrs := map[string]string{}
+	if rec, err := a.readTaskAddrs(t.ID); err == nil {
+		addrs = rec
+	}
+	started := st.StartedAt
+	if started.IsZero() {
+		started = t.Status.StartedAt
+	}
+	return api.TaskStatus{State: api.StateRunning, ContainerID: t.ID, PID: st.PID, Addresses: addrs, StartedAt: started.UTC()}
+}
+
+// watch waits for the container's exit once per task and reports it.
+func (a *Agent) watch(ctx context.Context, t api.Task) {
+	a.mu.Lock()
+	w := a.workerLocked(t.ID)
+	if w.watching {
+		a.mu.Unlock()
+		return
+	}
+	w.watching = true
+	a.mu.Unlock()
+	go func() {
+		defer func() {
+			a.mu.Lock()
+			w.watching = false
+			a.mu.Unlock()
+		}()
+		ch, err := a.cfg.Driver.Wait(ctx, t.ID)
+		if err != nil {
+			return
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case es := <-ch:
+			if es.Err != nil && ctx.Err() != nil {
+				return
+			}
+			a.mu.Lock()
+			cur := w.latest
+			a.mu.Unlock()
+			if cur.DesiredState == api.DesiredShutdown {
+				return // being removed; remove reports
+			}
+			a.log.Info("container exited", "task", t.ID, "name", t.Name(), "code", es.Code)
+			cur.Status.StartedAt = a.reportedStarted(t.ID)
+			a.report(ctx, cur, exitedStatus(cur, es.Code, es.ExitedAt))
+		}
+	}()
+}
+
+func (a *Agent) reportedStarted(id string) time.Time {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.reported[id].StartedAt
+}
+
+// remove stops and deletes a task's container and network, then reports
+// it removed.
+func (a *Agent) remove(ctx context.Context, t api.Task) {
+	if st, err := a.cfg.Driver.Inspect(ctx, t.ID); err == nil {
+		if st.State == drt.StateRunning {
+			a.report(ctx, t, api.TaskStatus{State: api.StateStopping, ContainerID: t.ID, StartedAt: st.StartedAt})
+		}
+		grace := t.Spec.StopGracePeriod.D()
+		if grace <= 0 {
+			grace = 10 * time.Second
+		}
+		if err := a.cfg.Driver.Stop(ctx, t.ID, t.Spec.StopSignal, grace); err != nil {
+			a.log.Warn("stop failed", "task", t.ID, "err", err)
+		}
+	}
+	if err := a.cfg.Driver.Destroy(ctx, t.ID); err != nil {
+		a.log.Warn("destroy failed; will retry", "task", t.ID, "err", err)
+		return
+	}
+	if rec, err := a.readTask(t.ID); err == nil && len(t.Networks) == 0 {
+		t.Networks, t.Spec.Ports = rec.Networks, rec.Spec.Ports
+	}
+	if err := a.cfg.Network.Detach(ctx, netRequest(t)); err != nil {
+		a.log.Warn("network detach failed", "task", t.ID, "err", err)
+	}
+	_ = os.RemoveAll(a.taskDir(t.ID))
+	a.report(ctx, t, api.TaskStatus{State: api.StateRemoved})
+	a.mu.Lock()
+	delete(a.reported, t.ID)
+	a.mu.Unlock()
+}
+
+// report sends a status when it differs from what the server last heard.
+func (a *Agent) report(ctx context.Context, t api.Task, st api.TaskStatus) {
+	a.mu.Lock()
+	prev, ok := a.reported[t.ID]
+	if !ok {
+		prev = t.Status
+	}
+	if sameStatus(prev, st) {
+		a.mu.Unlock()
+		return
+	}
+	a.reported[t.ID] = st
+	a.mu.Unlock()
+	if st.State == api.StateRemoved && t.Stack == "" {
+		return // an unknown container: the server has no task for it
+	}
+	for attempt := 0; attempt < 5; attempt++ {
+		err := a.cfg.Server.ReportStatus(ctx, t.ID, st)
+		if err == nil || errors.Is(err, api.ErrNotFound) || ctx.Err() != nil {
+			return
+		}
+		a.log.Warn("status report failed; retrying", "task", t.ID, "err", err)
+		sleep(ctx, time.Duration(attempt+1)*500*time.Millisecond)
+	}
+}
+
+func sameStatus(a, b api.TaskStatus) bool {
+	if a.State != b.State || a.Message != b.Message || a.ExitCode != b.ExitCode || a.PID != b.PID || a.ContainerID != b.ContainerID {
+		return false
+	}
+	if len(a.Addresses) != len(b.Addresses) {
+		return false
+	}
+	for k, v := range a.Addresses {
+		if b.Addresses[k] != v {
+			return false
+		}
+	}
+	return true
+}
+
+func toNetwork(n api.Network) network.Network {
+	return network.Network{Name: n.FullName, Bridge: n.Bridge, Subnet: n.Subnet, Gateway: n.Gateway}
+}
+
+// netRequest is the network request of a task; the same for attach and
+// detach, so CNI DEL gets the port mappings ADD had.
+func netRequest(t api.Task) network.Request {
+	req := network.Request{ID: t.ID}
+	for _, n := range t.Networks {
+		req.Networks = append(req.Networks, toNetwork(n.Network))
+	}
+	if len(req.Networks) > 0 {
+		for _, p := range t.Spec.Ports {
+			if p.Published == 0 {
+				continue
+			}
+			req.Ports = append(req.Ports, network.PortMapping{HostIP: p.HostIP, HostPort: p.Published, ContainerPort: p.Target, Protocol: p.Protocol})
+		}
+	}
+	return req
+}
+
+func (a *Agent) writeTask(t api.Task) error {
+	t.Status = api.TaskStatus{}
+	b, err := json.Marshal(t)
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(filepath.Join(a.taskDir(t.ID), "task.json"), b, 0o600)
+}
+
+func (a *Agent) readTask(id string) (api.Task, error) {
+	var t api.Task
+	b, err := os.ReadFile(filepath.Join(a.taskDir(id), "task.json"))
+	if err != nil {
+		return t, err
+	}
+	return t, json.Unmarshal(b, &t)
+}
+
+func (a *Agent) readTaskAddrs(id string) (map[string]string, error) {
+	var m map[string]string
+	b, err := os.ReadFile(filepath.Join(a.taskDir(id), "addresses.json"))
+	if err != nil {
+		return nil, err
+	}
+	return m, json.Unmarshal(b, &m)
+}

@@ -1,0 +1,133 @@
+package compose
+
+import (
+	"reflect"
+	"strings"
+
+	"github.com/compose-spec/compose-go/v2/types"
+)
+
+// The keys Drover honours are listed here; every other key is found by
+// reflection over compose-go's structs, so a key that a newer compose-go
+// learns is reported as unsupported until Drover deliberately handles it.
+
+// serviceKeys are the service keys Translate maps (or that compose-go has
+// already applied while loading: profiles, extends, label_file, env_file).
+// deploy, build and network_mode are handled apart.
+var serviceKeys = map[string]bool{
+	"name": true, "image": true, "command": true, "entrypoint": true,
+	"environment": true, "env_file": true, "ports": true, "networks": true,
+	"scale": true, "restart": true, "labels": true, "label_file": true,
+	"user": true, "working_dir": true, "hostname": true, "stop_signal": true,
+	"stop_grace_period": true, "extra_hosts": true, "profiles": true,
+	"extends": true, "deploy": true, "build": true, "network_mode": true,
+}
+
+// deployKeys are the deploy keys Drover honours; mode is checked apart.
+var deployKeys = map[string]bool{"replicas": true, "restart_policy": true, "mode": true}
+
+// networkKeys are the top-level network keys Drover honours; name, driver
+// and enable_ipv4 are checked apart.
+var topNetworkKeys = map[string]bool{"labels": true, "name": true, "driver": true, "enable_ipv4": true}
+
+func (t *translator) unsupported(s types.ServiceConfig) {
+	for _, key := range setFields(&s, serviceKeys) {
+		t.warn(s.Name, key, notSupported)
+	}
+	if s.Build != nil {
+		t.warn(s.Name, "build", "is ignored: Drover does not build images, it pulls %q", s.Image)
+	}
+	if d := s.Deploy; d != nil {
+		for _, key := range setFields(d, deployKeys) {
+			t.warn(s.Name, "deploy."+key, notSupported)
+		}
+		if d.Mode != "" && d.Mode != "replicated" {
+			t.warn(s.Name, "deploy.mode", "%s (%q): the service runs %d replica(s)", notSupported, d.Mode, s.GetScale())
+		}
+	}
+}
+
+func (t *translator) networkKeys(project, name string, n types.NetworkConfig) {
+	key := "networks." + name + "."
+	for _, k := range setFields(&n, topNetworkKeys) {
+		t.warn("", key+k, notSupported)
+	}
+	if n.Name != "" && n.Name != project+"_"+name && !bool(n.External) {
+		t.warn("", key+"name", "%s: Drover names the network %q", notSupported, project+"_"+name)
+	}
+	switch n.Driver {
+	case "", "bridge", "overlay":
+	default:
+		t.warn("", key+"driver", "%s (%q): Drover chooses the driver itself", notSupported, n.Driver)
+	}
+	if n.EnableIPv4 != nil && !*n.EnableIPv4 {
+		t.warn("", key+"enable_ipv4", notSupported)
+	}
+}
+
+// topLevel warns for the top-level sections Drover does not use yet.
+func (t *translator) topLevel(p *types.Project) {
+	section := func(key string, names []string) {
+		if len(names) > 0 {
+			t.warn("", key, "%s (%s)", notSupported, strings.Join(names, ", "))
+		}
+	}
+	section("volumes", sortedKeys(p.Volumes))
+	section("secrets", sortedKeys(p.Secrets))
+	section("configs", sortedKeys(p.Configs))
+	section("models", sortedKeys(p.Models))
+	section("jobs", sortedKeys(p.Jobs))
+}
+
+// setFields returns the YAML names of the fields of the struct that v
+// points to which are set (not zero, not empty) and not in known, in field
+// order. Inline structs are walked into; fields hidden from YAML ("-") and
+// extensions (x-*) are skipped: Compose itself ignores extensions.
+func setFields(v any, known map[string]bool) []string {
+	var out []string
+	walkFields(reflect.ValueOf(v).Elem(), known, &out)
+	return out
+}
+
+func walkFields(v reflect.Value, known map[string]bool, out *[]string) {
+	t := v.Type()
+	for i := 0; i < t.NumField(); i++ {
+		f := t.Field(i)
+		if !f.IsExported() {
+			continue
+		}
+		tag := f.Tag.Get("yaml")
+		name, opts, _ := strings.Cut(tag, ",")
+		if f.Anonymous && strings.Contains(opts, "inline") && f.Type.Kind() == reflect.Struct {
+			walkFields(v.Field(i), known, out)
+			continue
+		}
+		if name == "-" || strings.HasPrefix(name, "#") {
+			continue
+		}
+		if name == "" {
+			name = strings.ToLower(f.Name)
+		}
+		if known[name] || isEmpty(v.Field(i)) {
+			continue
+		}
+		*out = append(*out, name)
+	}
+}
+
+func isEmpty(v reflect.Value) bool {
+	switch v.Kind() {
+	case reflect.Map, reflect.Slice:
+		return v.Len() == 0
+	case reflect.Pointer, reflect.Interface:
+		return v.IsNil()
+	case reflect.Struct:
+		for i := 0; i < v.NumField(); i++ {
+			if v.Type().Field(i).IsExported() && !isEmpty(v.Field(i)) {
+				return false
+			}
+		}
+		return true
+	}
+	return v.IsZero()
+}

@@ -1,0 +1,229 @@
+package network
+
+import (
+	"encoding/json"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+
+	"github.com/containernetworking/cni/libcni"
+	"github.com/drover-org/drover/api"
+	"github.com/vishvananda/netlink"
+)
+
+// cniVersion is the spec version of our configurations; libcni 1.3 and the
+// plugins 1.1.1 both speak it.
+const cniVersion = "1.0.0"
+
+// cniNamePrefix keeps our CNI network names apart from anyone else's.
+const cniNamePrefix = "drover-"
+
+// loopbackName is the CNI network name of the loopback attachment.
+const loopbackName = "drover-loopback"
+
+// BridgePrefix starts the name of every bridge the control plane gives us, so
+// stale bridges can be found after a crash.
+const BridgePrefix = "drv-"
+
+// defaultMTU is used when the host has no default route to learn it from.
+const defaultMTU = 1500
+
+// CNI's rule for container ids and network names.
+var cniName = regexp.MustCompile(`^[a-zA-Z0-9][a-zA-Z0-9_.\-]*$`)
+
+// confList is the JSON of our network lists; Networks reads it back.
+type confList struct {
+	CNIVersion string       `json:"cniVersion"`
+	Name       string       `json:"name"`
+	Plugins    []pluginConf `json:"plugins"`
+}
+
+// pluginConf holds the fields of the bridge and portmap plugins we use.
+type pluginConf struct {
+	Type string `json:"type"`
+
+	// bridge
+	Bridge      string    `json:"bridge,omitempty"`
+	IsGateway   bool      `json:"isGateway,omitempty"`
+	IPMasq      bool      `json:"ipMasq,omitempty"`
+	HairpinMode bool      `json:"hairpinMode,omitempty"`
+	MTU         int       `json:"mtu,omitempty"`
+	IPAM        *ipamConf `json:"ipam,omitempty"`
+
+	// portmap
+	Capabilities map[string]bool `json:"capabilities,omitempty"`
+	SNAT         *bool           `json:"snat,omitempty"`
+}
+
+type ipamConf struct {
+	Type    string        `json:"type"`
+	Ranges  [][]ipamRange `json:"ranges"`
+	Routes  []ipamRoute   `json:"routes,omitempty"`
+	DataDir string        `json:"dataDir"`
+}
+
+type ipamRange struct {
+	Subnet  string `json:"subnet"`
+	Gateway string `json:"gateway,omitempty"`
+}
+
+type ipamRoute struct {
+	Dst string `json:"dst"`
+}
+
+// cniNetworkName is the CNI name of a Drover network.
+func cniNetworkName(name string) string { return cniNamePrefix + name }
+
+// validateNetwork checks a Network before any plugin sees it, so mistakes
+// come back as ErrInvalid naming the field rather than as a plugin's error.
+func validateNetwork(n Network) error {
+	if n.Name == "" || !cniName.MatchString(n.Name) {
+		return fmt.Errorf("network %q: name must match %s: %w", n.Name, cniName, api.ErrInvalid)
+	}
+	if n.Bridge == "" || len(n.Bridge) > 15 || strings.ContainsAny(n.Bridge, "/ \t\n:") {
+		return fmt.Errorf("network %q: bridge name %q must be 1-15 characters without '/', ':' or spaces: %w", n.Name, n.Bridge, api.ErrInvalid)
+	}
+	ip, subnet, err := net.ParseCIDR(n.Subnet)
+	if err != nil || ip.To4() == nil {
+		return fmt.Errorf("network %q: subnet %q is not an IPv4 CIDR such as 10.213.4.0/24: %w", n.Name, n.Subnet, api.ErrInvalid)
+	}
+	if !ip.Equal(subnet.IP) {
+		return fmt.Errorf("network %q: subnet %q has host bits set (did you mean %s?): %w", n.Name, n.Subnet, subnet, api.ErrInvalid)
+	}
+	if n.Gateway != "" {
+		gw := net.ParseIP(n.Gateway)
+		if gw == nil || !subnet.Contains(gw) {
+			return fmt.Errorf("network %q: gateway %q is not an address in subnet %s: %w", n.Name, n.Gateway, n.Subnet, api.ErrInvalid)
+		}
+	}
+	if n.MTU < 0 || (n.MTU != 0 && n.MTU < 576) || n.MTU > 65535 {
+		return fmt.Errorf("network %q: MTU %d must be 0 (from the host) or 576-65535: %w", n.Name, n.MTU, api.ErrInvalid)
+	}
+	return nil
+}
+
+// buildConfList makes the network list for one network. primary decides
+// whether the interface carries the default route: only eth0 does, or a
+// container on two networks would have two default routes.
+func (m *Manager) buildConfList(n Network, mtu int, primary bool) ([]byte, error) {
+	ipam := &ipamConf{
+		Type:    "host-local",
+		Ranges:  [][]ipamRange{{{Subnet: n.Subnet, Gateway: n.Gateway}}},
+		DataDir: m.ipamDir(),
+	}
+	if primary {
+		ipam.Routes = []ipamRoute{{Dst: "0.0.0.0/0"}}
+	}
+	snat := true
+	cl := confList{
+		CNIVersion: cniVersion,
+		Name:       cniNetworkName(n.Name),
+		Plugins: []pluginConf{
+			{
+				Type:        "bridge",
+				Bridge:      n.Bridge,
+				IsGateway:   true,
+				IPMasq:      true,
+				HairpinMode: true,
+				MTU:         mtu,
+				IPAM:        ipam,
+			},
+			{
+				Type:         "portmap",
+				Capabilities: map[string]bool{"portMappings": true},
+				SNAT:         &snat,
+			},
+		},
+	}
+	return json.MarshalIndent(cl, "", "  ")
+}
+
+// networkFromConfList reads a Network back from one of our lists.
+func networkFromConfList(data []byte) (Network, error) {
+	var cl confList
+	if err := json.Unmarshal(data, &cl); err != nil {
+		return Network{}, err
+	}
+	if !strings.HasPrefix(cl.Name, cniNamePrefix) {
+		return Network{}, fmt.Errorf("network list %q is not Drover's", cl.Name)
+	}
+	n := Network{Name: strings.TrimPrefix(cl.Name, cniNamePrefix)}
+	for _, p := range cl.Plugins {
+		if p.Type != "bridge" {
+			continue
+		}
+		n.Bridge, n.MTU = p.Bridge, p.MTU
+		if p.IPAM != nil && len(p.IPAM.Ranges) > 0 && len(p.IPAM.Ranges[0]) > 0 {
+			n.Subnet, n.Gateway = p.IPAM.Ranges[0][0].Subnet, p.IPAM.Ranges[0][0].Gateway
+		}
+	}
+	if n.Bridge == "" {
+		return Network{}, fmt.Errorf("network list %q has no bridge plugin", cl.Name)
+	}
+	return n, nil
+}
+
+// writeConfList stores the primary form of a network's list under
+// StateDir/cni, for people debugging and for Networks. Attachments do not
+// depend on it: libcni caches the exact list each ADD used.
+func (m *Manager) writeConfList(n Network, data []byte) error {
+	path := m.confListPath(n.Name)
+	if old, err := os.ReadFile(path); err == nil && string(old) == string(data) {
+		return nil
+	}
+	tmp, err := os.CreateTemp(filepath.Dir(path), ".conflist-*")
+	if err != nil {
+		return err
+	}
+	_, werr := tmp.Write(data)
+	cerr := tmp.Close()
+	if werr == nil {
+		werr = cerr
+	}
+	if werr == nil {
+		werr = os.Rename(tmp.Name(), path)
+	}
+	if werr != nil {
+		_ = os.Remove(tmp.Name())
+	}
+	return werr
+}
+
+// parseConfList turns list bytes into libcni's form.
+func parseConfList(data []byte) (*libcni.NetworkConfigList, error) {
+	return libcni.NetworkConfFromBytes(data)
+}
+
+// loopbackConf is the single-plugin configuration that brings lo up.
+func loopbackConf() (*libcni.PluginConfig, error) {
+	return libcni.NetworkPluginConfFromBytes([]byte(`{"cniVersion":"` + cniVersion + `","name":"` + loopbackName + `","type":"loopback"}`))
+}
+
+// hostMTU is the MTU of the interface the host's IPv4 default route uses, so
+// that containers do not send packets the uplink must fragment (eth0 is 1400
+// on some hosts, e.g. inside VMs and tunnels).
+func hostMTU() int {
+	routes, err := netlink.RouteList(nil, netlink.FAMILY_V4)
+	if err != nil {
+		return defaultMTU
+	}
+	for _, r := range routes {
+		if r.Dst != nil {
+			if ones, _ := r.Dst.Mask.Size(); ones != 0 {
+				continue
+			}
+		}
+		if r.LinkIndex <= 0 {
+			continue
+		}
+		link, err := netlink.LinkByIndex(r.LinkIndex)
+		if err != nil || link.Attrs().MTU <= 0 {
+			continue
+		}
+		return link.Attrs().MTU
+	}
+	return defaultMTU
+}

@@ -1,0 +1,125 @@
+package network
+
+import (
+	"encoding/json"
+	"errors"
+	"testing"
+
+	"github.com/drover-org/drover/api"
+)
+
+func TestValidateNetwork(t *testing.T) {
+	ok := Network{Name: "hello_default", Bridge: "drv-abc", Subnet: "10.213.4.0/24", Gateway: "10.213.4.1"}
+	tests := []struct {
+		name   string
+		change func(*Network)
+		valid  bool
+	}{
+		{"ok", func(*Network) {}, true},
+		{"no gateway", func(n *Network) { n.Gateway = "" }, true},
+		{"mtu", func(n *Network) { n.MTU = 1400 }, true},
+		{"empty name", func(n *Network) { n.Name = "" }, false},
+		{"slash in name", func(n *Network) { n.Name = "a/b" }, false},
+		{"long bridge", func(n *Network) { n.Bridge = "drv-0123456789ab" }, false},
+		{"no bridge", func(n *Network) { n.Bridge = "" }, false},
+		{"bad subnet", func(n *Network) { n.Subnet = "10.213.4.0/33" }, false},
+		{"host bits", func(n *Network) { n.Subnet = "10.213.4.7/24" }, false},
+		{"ipv6", func(n *Network) { n.Subnet = "fd00::/64"; n.Gateway = "fd00::1" }, false},
+		{"gateway outside", func(n *Network) { n.Gateway = "10.213.5.1" }, false},
+		{"tiny mtu", func(n *Network) { n.MTU = 100 }, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			n := ok
+			tt.change(&n)
+			err := validateNetwork(n)
+			if tt.valid && err != nil {
+				t.Fatalf("unexpected error: %v", err)
+			}
+			if !tt.valid && !errors.Is(err, api.ErrInvalid) {
+				t.Fatalf("err %v, want ErrInvalid", err)
+			}
+		})
+	}
+}
+
+func TestValidatePorts(t *testing.T) {
+	tests := []struct {
+		name  string
+		ports []PortMapping
+		valid bool
+	}{
+		{"none", nil, true},
+		{"one", []PortMapping{{HostPort: 80, ContainerPort: 8080}}, true},
+		{"tcp and udp on one port", []PortMapping{{HostPort: 53, ContainerPort: 53, Protocol: "tcp"}, {HostPort: 53, ContainerPort: 53, Protocol: "udp"}}, true},
+		{"two host IPs", []PortMapping{{HostIP: "127.0.0.1", HostPort: 80, ContainerPort: 1}, {HostIP: "192.0.2.2", HostPort: 80, ContainerPort: 2}}, true},
+		{"twice", []PortMapping{{HostPort: 80, ContainerPort: 1}, {HostPort: 80, ContainerPort: 2, Protocol: "TCP"}}, false},
+		{"any and one IP", []PortMapping{{HostPort: 80, ContainerPort: 1}, {HostIP: "127.0.0.1", HostPort: 80, ContainerPort: 2}}, false},
+		{"zero host port", []PortMapping{{ContainerPort: 80}}, false},
+		{"sctp", []PortMapping{{HostPort: 80, ContainerPort: 80, Protocol: "sctp"}}, false},
+		{"bad host IP", []PortMapping{{HostIP: "localhost", HostPort: 80, ContainerPort: 80}}, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			err := validatePorts(tt.ports)
+			if tt.valid && err != nil {
+				t.Fatalf("unexpected error: %v", err)
+			}
+			if !tt.valid && !errors.Is(err, api.ErrInvalid) {
+				t.Fatalf("err %v, want ErrInvalid", err)
+			}
+		})
+	}
+}
+
+// The port mappings a DEL gets come back from libcni's cache through JSON;
+// they must be the ones the ADD had.
+func TestCapabilityArgsRoundTrip(t *testing.T) {
+	ports := []PortMapping{
+		{HostPort: 8080, ContainerPort: 80, Protocol: "tcp"},
+		{HostIP: "127.0.0.1", HostPort: 5353, ContainerPort: 53, Protocol: "udp"},
+	}
+	data, err := json.Marshal(capabilityArgs(ports))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var cached map[string]any
+	if err := json.Unmarshal(data, &cached); err != nil {
+		t.Fatal(err)
+	}
+	got := portsFromCapabilityArgs(cached)
+	if len(got) != len(ports) {
+		t.Fatalf("got %+v, want %+v", got, ports)
+	}
+	for i := range ports {
+		if got[i] != ports[i] {
+			t.Errorf("mapping %d: got %+v, want %+v", i, got[i], ports[i])
+		}
+	}
+}
+
+func TestConfListRoundTrip(t *testing.T) {
+	m := &Manager{stateDir: "/state"}
+	n := Network{Name: "hello_default", Bridge: "drv-abc", Subnet: "10.213.4.0/24", Gateway: "10.213.4.1", MTU: 1400}
+	data, err := m.buildConfList(n, n.MTU, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	list, err := parseConfList(data)
+	if err != nil {
+		t.Fatalf("libcni rejects our list: %v\n%s", err, data)
+	}
+	if list.Name != "drover-hello_default" || list.CNIVersion != cniVersion || len(list.Plugins) != 2 {
+		t.Errorf("list %s %s with %d plugins", list.Name, list.CNIVersion, len(list.Plugins))
+	}
+	if !list.Plugins[1].Network.Capabilities["portMappings"] {
+		t.Error("portmap lacks the portMappings capability")
+	}
+	back, err := networkFromConfList(data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if back != n {
+		t.Errorf("read back %+v, want %+v", back, n)
+	}
+}

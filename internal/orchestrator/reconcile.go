@@ -1,0 +1,266 @@
+package orchestrator
+
+import (
+	"sort"
+	"time"
+
+	"github.com/drover-org/drover/api"
+	"github.com/drover-org/drover/internal/scheduler"
+)
+
+// Input is the state a reconcile decides from.
+type Input struct {
+	Stacks   map[string]api.Stack
+	Services []api.Service
+	Tasks    []api.Task
+	Nodes    []api.Node
+	Now      time.Time
+	// NewID makes task IDs; the reconciler makes none by itself.
+	NewID func() string
+}
+
+// Actions is what the controller loop must write.
+type Actions struct {
+	Create   []api.Task
+	Assign   []scheduler.Placement
+	Unplaced []scheduler.Unplaced
+	Shutdown []string // task IDs whose desired state becomes shutdown
+	Delete   []string // task IDs whose records go (their containers are gone)
+	// DeleteStacks are stacks being removed that have no task left.
+	DeleteStacks []string
+	// Wake is the earliest time a reconcile is due again (a restart delay
+	// running out); zero when nothing waits.
+	Wake time.Time
+}
+
+// Empty reports whether there is nothing to write.
+func (a Actions) Empty() bool {
+	return len(a.Create)+len(a.Assign)+len(a.Shutdown)+len(a.Delete)+len(a.DeleteStacks)+len(a.Unplaced) == 0
+}
+
+// Back-off between restarts of a slot that keeps failing: it doubles from
+// backoffBase with each restart in the last backoffMemory, up to backoffMax.
+const (
+	backoffBase   = 100 * time.Millisecond
+	backoffMax    = 30 * time.Second
+	backoffMemory = time.Minute
+	// historyLimit bounds the restart times carried from task to task.
+	historyLimit = 64
+)
+
+// Reconcile computes the actions that move tasks toward the services'
+// desired state. It is pure: the same input gives the same actions.
+func Reconcile(in Input) Actions {
+	var act Actions
+	services := map[string]api.Service{}
+	for _, s := range in.Services {
+		services[s.Stack+"/"+s.Spec.Name] = s
+	}
+	bySlot := map[string]map[int][]api.Task{}
+	var placed []api.Task
+	var unassigned []api.Task
+	tasksPerStack := map[string]int{}
+
+	for _, t := range in.Tasks {
+		tasksPerStack[t.Stack]++
+		if t.DesiredState == api.DesiredShutdown {
+			// Retired: forget it once its node cleaned up, or if it never
+			// reached a node.
+			if t.Status.State == api.StateRemoved || t.NodeID == "" {
+				act.Delete = append(act.Delete, t.ID)
+			}
+			continue
+		}
+		key := t.Stack + "/" + t.Service
+		if _, ok := services[key]; !ok {
+			act.Shutdown = append(act.Shutdown, t.ID)
+			continue
+		}
+		if bySlot[key] == nil {
+			bySlot[key] = map[int][]api.Task{}
+		}
+		bySlot[key][t.Slot] = append(bySlot[key][t.Slot], t)
+	}
+
+	keys := make([]string, 0, len(services))
+	for k := range services {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, key := range keys {
+		svc := services[key]
+		slots := bySlot[key]
+		for slot := 1; slot <= svc.Spec.Replicas; slot++ {
+			live := newestFirst(slots[slot])
+			for _, extra := range live[min(1, len(live)):] {
+				act.Shutdown = append(act.Shutdown, extra.ID)
+			}
+			if len(live) == 0 {
+				act.Create = append(act.Create, newTask(in, svc, slot, nil))
+				continue
+			}
+			cur := live[0]
+			switch {
+			case cur.SpecVersion != svc.Version:
+				act.Shutdown = append(act.Shutdown, cur.ID)
+				act.Create = append(act.Create, newTask(in, svc, slot, nil))
+			case cur.Status.State == api.StateExited || cur.Status.State == api.StateFailed:
+				restart, due := restartDecision(svc.Spec.Restart, cur, in.Now)
+				if !restart {
+					continue
+				}
+				if in.Now.Before(due) {
+					if act.Wake.IsZero() || due.Before(act.Wake) {
+						act.Wake = due
+					}
+					continue
+				}
+				act.Shutdown = append(act.Shutdown, cur.ID)
+				act.Create = append(act.Create, newTask(in, svc, slot, restartHistory(cur, svc.Spec.Restart, in.Now)))
+			default:
+				if cur.NodeID == "" {
+					unassigned = append(unassigned, cur)
+				} else {
+					placed = append(placed, cur)
+				}
+			}
+		}
+		for slot, ts := range slots {
+			if slot > svc.Spec.Replicas {
+				for _, t := range ts {
+					act.Shutdown = append(act.Shutdown, t.ID)
+				}
+			}
+		}
+	}
+
+	// Place new tasks and those still waiting for a node.
+	pending := append(unassigned, act.Create...)
+	plan := scheduler.Schedule(in.Nodes, placed, pending)
+	where := map[string]string{}
+	for _, p := range plan.Placements {
+		where[p.TaskID] = p.NodeID
+	}
+	for i := range act.Create {
+		act.Create[i].NodeID = where[act.Create[i].ID]
+	}
+	for _, t := range unassigned {
+		if n, ok := where[t.ID]; ok {
+			act.Assign = append(act.Assign, scheduler.Placement{TaskID: t.ID, NodeID: n})
+		}
+	}
+	reasons := map[string]string{}
+	for _, u := range plan.Unplaced {
+		reasons[u.TaskID] = u.Reason
+	}
+	for i := range act.Create {
+		act.Create[i].Unplaced = reasons[act.Create[i].ID]
+	}
+	for _, t := range unassigned {
+		if r, ok := reasons[t.ID]; ok && r != t.Unplaced {
+			act.Unplaced = append(act.Unplaced, scheduler.Unplaced{TaskID: t.ID, Reason: r})
+		}
+	}
+
+	for name, st := range in.Stacks {
+		if st.Removing && tasksPerStack[name] == 0 {
+			act.DeleteStacks = append(act.DeleteStacks, name)
+		}
+	}
+	sort.Strings(act.DeleteStacks)
+	return act
+}
+
+// newestFirst orders a slot's live tasks, the one to keep first.
+func newestFirst(ts []api.Task) []api.Task {
+	out := append([]api.Task(nil), ts...)
+	sort.SliceStable(out, func(i, j int) bool {
+		if out[i].SpecVersion != out[j].SpecVersion {
+			return out[i].SpecVersion > out[j].SpecVersion
+		}
+		if !out[i].CreatedAt.Equal(out[j].CreatedAt) {
+			return out[i].CreatedAt.After(out[j].CreatedAt)
+		}
+		return out[i].ID > out[j].ID
+	})
+	return out
+}
+
+func newTask(in Input, svc api.Service, slot int, restarts []time.Time) api.Task {
+	t := api.Task{
+		ID:           in.NewID(),
+		Stack:        svc.Stack,
+		Service:      svc.Spec.Name,
+		Slot:         slot,
+		SpecVersion:  svc.Version,
+		Spec:         svc.Spec,
+		DesiredState: api.DesiredRunning,
+		Restarts:     restarts,
+		CreatedAt:    in.Now,
+		Status:       api.TaskStatus{State: api.StatePending},
+	}
+	st := in.Stacks[svc.Stack]
+	for _, sn := range svc.Spec.Networks {
+		for _, n := range st.Networks {
+			if n.Name == sn.Name {
+				t.Networks = append(t.Networks, api.Attachment{Network: n, Aliases: sn.Aliases})
+			}
+		}
+	}
+	return t
+}
+
+// restartDecision says whether an ended task is to be replaced under the
+// policy, and from when.
+func restartDecision(p api.RestartPolicy, t api.Task, now time.Time) (bool, time.Time) {
+	failed := t.Status.State == api.StateFailed || t.Status.ExitCode != 0
+	switch p.Condition {
+	case api.RestartAny:
+	case api.RestartOnFailure:
+		if !failed {
+			return false, time.Time{}
+		}
+	default:
+		return false, time.Time{}
+	}
+	if p.MaxAttempts > 0 && len(inWindow(t.Restarts, p.Window.D(), now)) >= p.MaxAttempts {
+		return false, time.Time{}
+	}
+	recent := len(inWindow(t.Restarts, backoffMemory, now))
+	backoff := backoffMax
+	if recent < 16 {
+		backoff = min(backoffBase<<recent, backoffMax)
+	}
+	delay := max(p.Delay.D(), backoff)
+	ended := t.Status.FinishedAt
+	if ended.IsZero() {
+		ended = t.Status.UpdatedAt
+	}
+	if ended.IsZero() {
+		ended = now
+	}
+	return true, ended.Add(delay)
+}
+
+// inWindow returns the times within window before now (all if window is 0).
+func inWindow(times []time.Time, window time.Duration, now time.Time) []time.Time {
+	if window <= 0 {
+		return times
+	}
+	var out []time.Time
+	for _, t := range times {
+		if now.Sub(t) <= window {
+			out = append(out, t)
+		}
+	}
+	return out
+}
+
+// restartHistory is the restart times the replacement task carries.
+func restartHistory(t api.Task, p api.RestartPolicy, now time.Time) []time.Time {
+	h := append(append([]time.Time(nil), t.Restarts...), now)
+	if len(h) > historyLimit {
+		h = h[len(h)-historyLimit:]
+	}
+	return h
+}

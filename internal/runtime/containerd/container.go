@@ -1,0 +1,439 @@
+package containerd
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"maps"
+	"os"
+	"path/filepath"
+	"syscall"
+	"time"
+
+	"github.com/containerd/containerd/v2/client"
+	"github.com/containerd/containerd/v2/pkg/cio"
+	"github.com/containerd/errdefs"
+	"github.com/containerd/errdefs/pkg/errgrpc"
+
+	"github.com/drover-org/drover/internal/runtime"
+)
+
+// Labels the driver puts on its containers.
+const (
+	// LabelManaged marks containers made by Drover.
+	LabelManaged = "drover.managed"
+	// LabelStartedAt records when the task was started (RFC 3339): the
+	// containerd task API reports no start time.
+	LabelStartedAt = "drover.started-at"
+)
+
+// Bounds on the parts of Stop and Destroy that wait for a process.
+const (
+	killTimeout    = 30 * time.Second
+	cleanupTimeout = 30 * time.Second
+)
+
+// Start creates the container from its image and starts its task.
+func (d *Driver) Start(ctx context.Context, spec runtime.ContainerSpec) (runtime.Status, error) {
+	ctx = d.ctx(ctx)
+	if spec.ID == "" {
+		return runtime.Status{}, errors.New("container spec without an ID")
+	}
+	if _, err := d.client.LoadContainer(ctx, spec.ID); err == nil {
+		return runtime.Status{}, fmt.Errorf("container %s: %w", spec.ID, errdefs.ErrAlreadyExists)
+	} else if !errdefs.IsNotFound(err) {
+		return runtime.Status{}, fmt.Errorf("container %s: %w", spec.ID, err)
+	}
+	img, err := d.ensureImage(ctx, spec.Image)
+	if err != nil {
+		return runtime.Status{}, err
+	}
+	ic, err := readImageConfig(ctx, img)
+	if err != nil {
+		return runtime.Status{}, err
+	}
+	sopts, err := specOpts(ic, spec)
+	if err != nil {
+		return runtime.Status{}, fmt.Errorf("container %s: %w", spec.ID, err)
+	}
+	stopSignal := spec.StopSignal
+	if stopSignal == "" {
+		stopSignal = ic.StopSignal
+	}
+	if stopSignal != "" {
+		if _, err := parseSignal(stopSignal); err != nil {
+			return runtime.Status{}, fmt.Errorf("container %s: %w", spec.ID, err)
+		}
+	}
+	ioc, err := d.logIO(spec)
+	if err != nil {
+		return runtime.Status{}, fmt.Errorf("container %s: %w", spec.ID, err)
+	}
+
+	labels := maps.Clone(spec.Labels)
+	if labels == nil {
+		labels = map[string]string{}
+	}
+	labels[LabelManaged] = "true"
+	if stopSignal != "" {
+		labels[client.StopSignalLabel] = stopSignal
+	}
+	var runtimeOpts any
+	if d.runcOpts != nil {
+		runtimeOpts = d.runcOpts
+	}
+	// A failed NewContainer leaves nothing behind: the snapshot is made
+	// under a lease that ends with the call.
+	container, err := d.client.NewContainer(ctx, spec.ID,
+		client.WithImage(img),
+		client.WithSnapshotter(d.cfg.Snapshotter),
+		client.WithNewSnapshot(spec.ID, img),
+		client.WithRuntime(runcRuntime, runtimeOpts),
+		client.WithNewSpec(sopts...),
+		client.WithContainerLabels(labels),
+	)
+	if err != nil {
+		return runtime.Status{}, fmt.Errorf("creating container %s: %w", spec.ID, err)
+	}
+
+	task, err := container.NewTask(ctx, ioc, d.withTaskOptions)
+	if err != nil {
+		d.deleteContainer(ctx, container)
+		return runtime.Status{}, fmt.Errorf("creating task of container %s: %w", spec.ID, err)
+	}
+	if err := task.Start(ctx); err != nil {
+		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cleanupTimeout)
+		defer cancel()
+		if _, derr := task.Delete(cctx, client.WithProcessKill); derr != nil && !errdefs.IsNotFound(derr) {
+			d.logger.Warn("deleting task after failed start", "container", spec.ID, "err", derr)
+		}
+		d.deleteContainer(ctx, container)
+		return runtime.Status{}, fmt.Errorf("starting container %s: %w", spec.ID, err)
+	}
+	startedAt := time.Now().UTC()
+	labels[LabelStartedAt] = startedAt.Format(time.RFC3339Nano)
+	if _, err := container.SetLabels(ctx, map[string]string{LabelStartedAt: labels[LabelStartedAt]}); err != nil {
+		d.logger.Warn("recording start time", "container", spec.ID, "err", err)
+	}
+	return runtime.Status{
+		ID:        spec.ID,
+		Labels:    labels,
+		State:     runtime.StateRunning,
+		PID:       int(task.Pid()),
+		StartedAt: startedAt,
+	}, nil
+}
+
+// withTaskOptions gives runc our root dir. The container record carries
+// the same options; they are repeated on the task because the 1.6 shim reads
+// the task's.
+func (d *Driver) withTaskOptions(_ context.Context, _ *client.Client, ti *client.TaskInfo) error {
+	if d.runcOpts != nil {
+		ti.Options = d.runcOpts
+	}
+	return nil
+}
+
+// deleteContainer removes a container whose start failed, with its
+// snapshot, so that no record is left behind.
+func (d *Driver) deleteContainer(ctx context.Context, c client.Container) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cleanupTimeout)
+	defer cancel()
+	if err := c.Delete(ctx, client.WithSnapshotCleanup); err != nil && !errdefs.IsNotFound(err) {
+		d.logger.Warn("deleting container after failed start", "container", c.ID(), "err", err)
+	}
+}
+
+// logIO sends the container's stdout and stderr to spec.LogPath: through the
+// logger binary when configured, else raw. The shim writes the log, so it
+// outlives the agent.
+func (d *Driver) logIO(spec runtime.ContainerSpec) (cio.Creator, error) {
+	if spec.LogPath == "" {
+		return cio.NullIO, nil
+	}
+	if !filepath.IsAbs(spec.LogPath) {
+		return nil, fmt.Errorf("log path %q: must be absolute", spec.LogPath)
+	}
+	if err := os.MkdirAll(filepath.Dir(spec.LogPath), 0o755); err != nil {
+		return nil, fmt.Errorf("log dir: %w", err)
+	}
+	if d.cfg.LoggerBinary != "" {
+		// The runc shim runs the binary with each query key and value of
+		// the URI as arguments: LoggerBinary shim-logger <LogPath>.
+		return cio.BinaryIO(d.cfg.LoggerBinary, map[string]string{"shim-logger": spec.LogPath}), nil
+	}
+	return cio.LogFile(spec.LogPath), nil
+}
+
+// loadContainer finds a container, runtime.ErrNotFound if there is none.
+func (d *Driver) loadContainer(ctx context.Context, id string) (client.Container, error) {
+	c, err := d.client.LoadContainer(ctx, id)
+	if err != nil {
+		return nil, mapErr(err, "container %s", id)
+	}
+	return c, nil
+}
+
+// Wait returns a channel that yields once when the container exits. It
+// works for any container, also one started before a restart of the agent.
+// A lost connection to containerd (it restarted) is retried.
+func (d *Driver) Wait(ctx context.Context, id string) (<-chan runtime.ExitStatus, error) {
+	ctx = d.ctx(ctx)
+	c, err := d.loadContainer(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	task, err := c.Task(ctx, nil)
+	if errdefs.IsNotFound(err) {
+		// A container without a task has no process to wait for: it
+		// never started, or containerd lost the task (host reboot).
+		out := make(chan runtime.ExitStatus, 1)
+		out <- runtime.ExitStatus{Code: client.UnknownExitStatus, Err: fmt.Errorf("container %s has no task", id)}
+		close(out)
+		return out, nil
+	}
+	if err != nil {
+		return nil, mapErr(err, "container %s", id)
+	}
+	ch, err := task.Wait(ctx)
+	if err != nil {
+		return nil, mapErr(err, "waiting for container %s", id)
+	}
+	out := make(chan runtime.ExitStatus, 1)
+	go func() {
+		defer close(out)
+		out <- d.waitLoop(ctx, c, ch)
+	}()
+	return out, nil
+}
+
+func (d *Driver) waitLoop(ctx context.Context, c client.Container, ch <-chan client.ExitStatus) runtime.ExitStatus {
+	backoff := 100 * time.Millisecond
+	for {
+		es := <-ch
+		code, at, err := es.Result()
+		if err == nil || !retryable(err) || ctx.Err() != nil || d.isClosed() {
+			return runtime.ExitStatus{Code: int(code), ExitedAt: at, Err: err}
+		}
+		d.logger.Debug("wait interrupted; retrying", "container", c.ID(), "err", err)
+		for {
+			select {
+			case <-ctx.Done():
+				return runtime.ExitStatus{Code: client.UnknownExitStatus, Err: ctx.Err()}
+			case <-d.closed:
+				return runtime.ExitStatus{Code: client.UnknownExitStatus, Err: errors.New("runtime driver closed")}
+			case <-time.After(backoff):
+			}
+			backoff = min(2*backoff, 5*time.Second)
+			task, err := c.Task(ctx, nil)
+			if err == nil {
+				ch, err = task.Wait(ctx)
+			}
+			if err == nil {
+				break
+			}
+			if !retryable(err) {
+				return runtime.ExitStatus{Code: client.UnknownExitStatus, Err: err}
+			}
+		}
+	}
+}
+
+// retryable tells errors of a lost connection to containerd.
+func retryable(err error) bool {
+	err = errgrpc.ToNative(err)
+	return errdefs.IsUnavailable(err) || errdefs.IsCanceled(err)
+}
+
+func (d *Driver) isClosed() bool {
+	select {
+	case <-d.closed:
+		return true
+	default:
+		return false
+	}
+}
+
+// Stop sends signal ("" means the container's stop signal, else SIGTERM),
+// waits up to grace for the container to exit, then kills it. Stopping a
+// container that is not running is fine.
+func (d *Driver) Stop(ctx context.Context, id string, sig string, grace time.Duration) error {
+	ctx = d.ctx(ctx)
+	c, err := d.loadContainer(ctx, id)
+	if err != nil {
+		return err
+	}
+	var signal syscall.Signal
+	if sig != "" {
+		if signal, err = parseSignal(sig); err != nil {
+			return err
+		}
+	} else if signal, err = client.GetStopSignal(ctx, c, syscall.SIGTERM); err != nil {
+		return fmt.Errorf("container %s: %w", id, err)
+	}
+	task, err := c.Task(ctx, nil)
+	if errdefs.IsNotFound(err) {
+		return nil
+	}
+	if err != nil {
+		return mapErr(err, "container %s", id)
+	}
+	st, err := task.Status(ctx)
+	if err != nil {
+		return mapErr(err, "container %s", id)
+	}
+	if st.Status == client.Stopped {
+		return nil
+	}
+	wctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	exited, err := task.Wait(wctx)
+	if err != nil {
+		return mapErr(err, "container %s", id)
+	}
+	if signal != syscall.SIGKILL {
+		if err := task.Kill(ctx, signal); err != nil {
+			if errdefs.IsNotFound(err) {
+				return nil // exited meanwhile
+			}
+			return fmt.Errorf("signalling container %s: %w", id, err)
+		}
+		if grace > 0 {
+			t := time.NewTimer(grace)
+			defer t.Stop()
+			select {
+			case <-exited:
+				return nil
+			case <-t.C:
+			case <-ctx.Done():
+				return fmt.Errorf("stopping container %s: %w", id, ctx.Err())
+			}
+		}
+		d.logger.Debug("container outlived its grace period; killing", "container", id, "grace", grace)
+	}
+	if err := task.Kill(ctx, syscall.SIGKILL, client.WithKillAll); err != nil && !errdefs.IsNotFound(err) {
+		return fmt.Errorf("killing container %s: %w", id, err)
+	}
+	t := time.NewTimer(killTimeout)
+	defer t.Stop()
+	select {
+	case <-exited:
+		return nil
+	case <-t.C:
+		return fmt.Errorf("container %s did not exit %s after SIGKILL", id, killTimeout)
+	case <-ctx.Done():
+		return fmt.Errorf("stopping container %s: %w", id, ctx.Err())
+	}
+}
+
+// Destroy kills the container if needed and removes its task, record and
+// root filesystem. A missing container is fine.
+func (d *Driver) Destroy(ctx context.Context, id string) error {
+	ctx = d.ctx(ctx)
+	c, err := d.client.LoadContainer(ctx, id)
+	if errdefs.IsNotFound(err) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("container %s: %w", id, err)
+	}
+	task, err := c.Task(ctx, nil)
+	switch {
+	case err == nil:
+		if _, err := task.Delete(ctx, client.WithProcessKill); err != nil && !errdefs.IsNotFound(err) {
+			return fmt.Errorf("deleting task of container %s: %w", id, err)
+		}
+	case !errdefs.IsNotFound(err):
+		return fmt.Errorf("container %s: %w", id, err)
+	}
+	if err := c.Delete(ctx, client.WithSnapshotCleanup); err != nil && !errdefs.IsNotFound(err) {
+		return fmt.Errorf("deleting container %s: %w", id, err)
+	}
+	return nil
+}
+
+// Inspect reports one container; runtime.ErrNotFound if unknown.
+func (d *Driver) Inspect(ctx context.Context, id string) (runtime.Status, error) {
+	ctx = d.ctx(ctx)
+	c, err := d.loadContainer(ctx, id)
+	if err != nil {
+		return runtime.Status{}, err
+	}
+	st, err := d.status(ctx, c)
+	if err != nil {
+		return runtime.Status{}, mapErr(err, "container %s", id)
+	}
+	return st, nil
+}
+
+// Recover lists every container of the namespace with its state, so that a
+// restarted agent can adopt them.
+func (d *Driver) Recover(ctx context.Context) ([]runtime.Status, error) {
+	ctx = d.ctx(ctx)
+	cs, err := d.client.Containers(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("listing containers: %w", err)
+	}
+	out := make([]runtime.Status, 0, len(cs))
+	for _, c := range cs {
+		st, err := d.status(ctx, c)
+		if errdefs.IsNotFound(err) {
+			continue // destroyed meanwhile
+		}
+		if err != nil {
+			return nil, fmt.Errorf("container %s: %w", c.ID(), err)
+		}
+		out = append(out, st)
+	}
+	return out, nil
+}
+
+// status reads a container's record and its task's state.
+func (d *Driver) status(ctx context.Context, c client.Container) (runtime.Status, error) {
+	info, err := c.Info(ctx, client.WithoutRefreshedMetadata)
+	if err != nil {
+		return runtime.Status{}, err
+	}
+	st := runtime.Status{ID: c.ID(), Labels: info.Labels, State: runtime.StateUnknown}
+	if st.Labels == nil {
+		st.Labels = map[string]string{}
+	}
+	startedLabel, started := info.Labels[LabelStartedAt]
+	if started {
+		st.StartedAt, _ = time.Parse(time.RFC3339Nano, startedLabel)
+	}
+	task, err := c.Task(ctx, nil)
+	if errdefs.IsNotFound(err) {
+		if started {
+			// Started once, but its task is gone: containerd lost it
+			// (host reboot) and with it the exit code. Docker reports 255.
+			st.State, st.ExitCode = runtime.StateStopped, client.UnknownExitStatus
+		} else {
+			st.State = runtime.StateCreated
+		}
+		return st, nil
+	}
+	if err != nil {
+		return runtime.Status{}, err
+	}
+	ts, err := task.Status(ctx)
+	if err != nil {
+		return runtime.Status{}, err
+	}
+	switch ts.Status {
+	case client.Running:
+		st.State = runtime.StateRunning
+	case client.Created:
+		st.State = runtime.StateCreated
+	case client.Paused, client.Pausing:
+		st.State = runtime.StatePaused
+	case client.Stopped:
+		st.State = runtime.StateStopped
+		st.ExitCode = int(ts.ExitStatus)
+		st.FinishedAt = ts.ExitTime
+	}
+	if st.State != runtime.StateStopped {
+		st.PID = int(task.Pid())
+	}
+	return st, nil
+}

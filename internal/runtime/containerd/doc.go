@@ -1,0 +1,15 @@
+// Package containerd runs Drover's containers on containerd through its Go
+// client: it implements runtime.Driver and runtime.ImageStore.
+//
+// By default Open starts the distribution's containerd as a child in its own
+// session, with a minimal config and its root, state, socket, log and pid
+// file under DataDir/containerd, and supervises it (restarting it with
+// back-off). The child survives a kill -9 of Drover, and so do the
+// containers: a restarted agent reuses the containerd that answers on the
+// socket and adopts the containers through Recover and Wait.
+//
+// Containers get Docker's defaults where containerd's differ: the ENTRYPOINT
+// and CMD override rule, no no_new_privs, a HOSTNAME variable, RLIMIT_NOFILE
+// 1024:524288; every rlimit is clamped to the host's hard limit, which an
+// unprivileged-resource host (no CAP_SYS_RESOURCE) would otherwise make fail.
+package containerd

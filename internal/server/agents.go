@@ -1,0 +1,195 @@
+package server
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"sort"
+	"time"
+
+	"github.com/drover-org/drover/api"
+	"github.com/drover-org/drover/internal/store"
+)
+
+func (s *Server) listNodes(w http.ResponseWriter, r *http.Request) {
+	snap, err := s.store.Snapshot(r.Context())
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	nodes := snap.Nodes
+	if nodes == nil {
+		nodes = []api.Node{}
+	}
+	writeJSON(w, http.StatusOK, nodes)
+}
+
+func (s *Server) registerNode(w http.ResponseWriter, r *http.Request) {
+	var reg api.NodeRegistration
+	if err := decodeBody(r, &reg); err != nil {
+		writeError(w, err)
+		return
+	}
+	if reg.ID == "" || reg.Hostname == "" {
+		writeError(w, api.Errorf(api.ErrInvalid, "node registration needs an id and a hostname"))
+		return
+	}
+	now := s.cfg.Now().UTC()
+	var node api.Node
+	_, err := s.store.Get(r.Context(), store.NodeKey(reg.ID), &node)
+	if err != nil && !errors.Is(err, api.ErrNotFound) {
+		writeError(w, err)
+		return
+	}
+	if node.RegisteredAt.IsZero() {
+		node.RegisteredAt = now
+	}
+	node.NodeRegistration = reg
+	node.State = api.NodeReady
+	node.LastHeartbeat = now
+	txn := &store.Txn{}
+	txn.Put(store.NodeKey(reg.ID), node)
+	if err := s.store.Commit(r.Context(), txn); err != nil {
+		writeError(w, err)
+		return
+	}
+	s.beat(reg.ID, now)
+	s.log.Info("node registered", "node", reg.ID, "hostname", reg.Hostname)
+	s.Kick()
+	writeJSON(w, http.StatusOK, node)
+}
+
+func (s *Server) beat(id string, now time.Time) {
+	s.mu.Lock()
+	s.heartbeats[id] = now
+	s.mu.Unlock()
+}
+
+func (s *Server) heartbeat(w http.ResponseWriter, r *http.Request) {
+	id := r.PathValue("id")
+	var node api.Node
+	if _, err := s.store.Get(r.Context(), store.NodeKey(id), &node); err != nil {
+		writeError(w, err)
+		return
+	}
+	now := s.cfg.Now().UTC()
+	s.beat(id, now)
+	if node.State != api.NodeReady {
+		// The monitor marked it down; it is back.
+		s.Kick()
+	}
+	w.WriteHeader(http.StatusNoContent)
+}
+
+func (s *Server) reportStatus(w http.ResponseWriter, r *http.Request) {
+	id := r.PathValue("id")
+	var st api.TaskStatus
+	if err := decodeBody(r, &st); err != nil {
+		writeError(w, err)
+		return
+	}
+	st.UpdatedAt = s.cfg.Now().UTC()
+	txn := &store.Txn{}
+	txn.Exists(store.TaskKey(id))
+	txn.Put(store.TaskStatusKey(id), st)
+	if err := s.store.Commit(r.Context(), txn); err != nil {
+		if errors.Is(err, api.ErrConflict) {
+			err = api.Errorf(api.ErrNotFound, "task %s not found", id)
+		}
+		writeError(w, err)
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
+}
+
+// assignments answers an agent's long poll: the tasks of its node and the
+// endpoints of the networks they are on, once they differ from token.
+func (s *Server) assignments(w http.ResponseWriter, r *http.Request) {
+	id := r.PathValue("id")
+	token := r.URL.Query().Get("token")
+	wait, _ := time.ParseDuration(r.URL.Query().Get("wait"))
+	wait = min(max(wait, 0), 5*time.Minute)
+	ctx, cancel := context.WithTimeout(r.Context(), wait)
+	defer cancel()
+
+	watch := s.store.Watch(ctx, 0)
+	for {
+		snap, err := s.store.Snapshot(r.Context())
+		if err != nil {
+			writeError(w, err)
+			return
+		}
+		a := AssignmentsFor(snap, id)
+		if a.Token != token {
+			writeJSON(w, http.StatusOK, a)
+			return
+		}
+		select {
+		case _, ok := <-watch:
+			if !ok {
+				watch = nil
+			}
+		case <-ctx.Done():
+			writeJSON(w, http.StatusOK, a)
+			return
+		}
+		if watch == nil {
+			select {
+			case <-ctx.Done():
+				writeJSON(w, http.StatusOK, a)
+				return
+			case <-time.After(time.Second):
+			}
+		}
+	}
+}
+
+// AssignmentsFor computes what node id is to run and what its DNS needs.
+func AssignmentsFor(snap *store.Snapshot, id string) api.Assignments {
+	a := api.Assignments{Revision: snap.Revision, Tasks: []api.Task{}, Endpoints: []api.Endpoint{}}
+	nets := map[string]bool{}
+	for _, t := range snap.Tasks {
+		if t.NodeID != id {
+			continue
+		}
+		a.Tasks = append(a.Tasks, t)
+		if t.DesiredState == api.DesiredRunning {
+			for _, n := range t.Networks {
+				nets[n.Network.FullName] = true
+			}
+		}
+	}
+	for _, t := range snap.Tasks {
+		if t.DesiredState != api.DesiredRunning || t.Status.State != api.StateRunning {
+			continue
+		}
+		for _, n := range t.Networks {
+			ip := t.Status.Addresses[n.Network.FullName]
+			if !nets[n.Network.FullName] || ip == "" {
+				continue
+			}
+			names := []string{t.Name(), t.Hostname()}
+			names = append(names, n.Aliases...)
+			a.Endpoints = append(a.Endpoints, api.Endpoint{Network: n.Network.FullName, Service: t.Service, Names: names, IP: ip})
+		}
+	}
+	sort.Slice(a.Endpoints, func(i, j int) bool {
+		x, y := a.Endpoints[i], a.Endpoints[j]
+		if x.Network != y.Network {
+			return x.Network < y.Network
+		}
+		return x.IP < y.IP
+	})
+	// The token covers what the agent acts on, not the revision, so
+	// unrelated writes do not wake every agent.
+	b, _ := json.Marshal(struct {
+		T []api.Task
+		E []api.Endpoint
+	}{a.Tasks, a.Endpoints})
+	sum := sha256.Sum256(b)
+	a.Token = hex.EncodeToString(sum[:16])
+	return a
+}

@@ -1,0 +1,146 @@
+package server
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"log/slog"
+	"net/http"
+	"runtime"
+	"sync"
+	"time"
+
+	"github.com/drover-org/drover/api"
+	"github.com/drover-org/drover/internal/store"
+)
+
+// Config is the control plane's configuration.
+type Config struct {
+	// AddressPool is the range the networks' subnets (/24 each) come from.
+	AddressPool string
+	// NodeGrace is how long a node may miss heartbeats before it is down.
+	NodeGrace time.Duration
+	Version   string
+	Logger    *slog.Logger
+	// Now and NewID default to the clock and random IDs; tests replace them.
+	Now   func() time.Time
+	NewID func() string
+}
+
+// Server serves the API over a store.
+type Server struct {
+	cfg   Config
+	store *store.Store
+	log   *slog.Logger
+
+	mu         sync.Mutex
+	heartbeats map[string]time.Time // node ID -> last beat (leader's memory)
+	started    time.Time
+	kick       chan struct{} // wakes the controller
+}
+
+// New makes a server. Run the controller with RunController.
+func New(cfg Config, st *store.Store) *Server {
+	if cfg.AddressPool == "" {
+		cfg.AddressPool = DefaultAddressPool
+	}
+	if cfg.NodeGrace == 0 {
+		cfg.NodeGrace = 10 * time.Second
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.NewID == nil {
+		cfg.NewID = RandomID
+	}
+	return &Server{
+		cfg:        cfg,
+		store:      st,
+		log:        cfg.Logger.With("component", "server"),
+		heartbeats: map[string]time.Time{},
+		started:    cfg.Now(),
+		kick:       make(chan struct{}, 1),
+	}
+}
+
+// DefaultAddressPool is where network subnets come from by default.
+const DefaultAddressPool = "10.213.0.0/16"
+
+// RandomID makes a 25-character random ID, as Swarm's task IDs are.
+func RandomID() string {
+	var b [16]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:])[:25]
+}
+
+// Handler is the /v1 API.
+func (s *Server) Handler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /v1/version", s.version)
+	mux.HandleFunc("GET /v1/stacks", s.listStacks)
+	mux.HandleFunc("GET /v1/stacks/{name}", s.getStack)
+	mux.HandleFunc("PUT /v1/stacks/{name}", s.deployStack)
+	mux.HandleFunc("DELETE /v1/stacks/{name}", s.removeStack)
+	mux.HandleFunc("GET /v1/tasks", s.listTasks)
+	mux.HandleFunc("PUT /v1/tasks/{id}/status", s.reportStatus)
+	mux.HandleFunc("GET /v1/tasks/{id}/logs", s.taskLogs)
+	mux.HandleFunc("GET /v1/nodes", s.listNodes)
+	mux.HandleFunc("POST /v1/nodes", s.registerNode)
+	mux.HandleFunc("POST /v1/nodes/{id}/heartbeat", s.heartbeat)
+	mux.HandleFunc("GET /v1/nodes/{id}/assignments", s.assignments)
+	mux.HandleFunc("POST /v1/images/load", s.loadImage)
+	mux.HandleFunc("GET /v1/images", s.listImages)
+	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		writeError(w, api.Errorf(api.ErrNotFound, "no such endpoint: %s %s", r.Method, r.URL.Path))
+	})
+	return mux
+}
+
+func (s *Server) version(w http.ResponseWriter, r *http.Request) {
+	writeJSON(w, http.StatusOK, api.Version{Version: s.cfg.Version, GoVersion: runtime.Version(), API: "v1"})
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(v)
+}
+
+func writeError(w http.ResponseWriter, err error) {
+	e := api.ToError(err)
+	if e.Status == 0 {
+		e.Status = http.StatusInternalServerError
+	}
+	writeJSON(w, e.Status, e)
+}
+
+// decodeBody reads a JSON request body into v, refusing unknown fields.
+func decodeBody(r *http.Request, v any) error {
+	dec := json.NewDecoder(http.MaxBytesReader(nil, r.Body, 16<<20))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			return api.Errorf(api.ErrInvalid, "request body is larger than %d bytes", mbe.Limit)
+		}
+		return api.Errorf(api.ErrInvalid, "request body: %v", err)
+	}
+	return nil
+}
+
+// Kick asks the controller to reconcile soon.
+func (s *Server) Kick() {
+	select {
+	case s.kick <- struct{}{}:
+	default:
+	}
+}
+
+func ctxTimeout(r *http.Request, d time.Duration) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(r.Context(), d)
+}

@@ -1,0 +1,299 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"reflect"
+	"sort"
+
+	"time"
+
+	"github.com/drover-org/drover/api"
+	"github.com/drover-org/drover/internal/store"
+)
+
+func (s *Server) deployStack(w http.ResponseWriter, r *http.Request) {
+	var spec api.StackSpec
+	if err := decodeBody(r, &spec); err != nil {
+		writeError(w, err)
+		return
+	}
+	if name := r.PathValue("name"); spec.Name != name {
+		writeError(w, api.Errorf(api.ErrInvalid, "project name in the path (%q) and in the body (%q) differ", name, spec.Name))
+		return
+	}
+	ctx, cancel := ctxTimeout(r, 30*time.Second)
+	defer cancel()
+	res, err := s.Deploy(ctx, spec, r.URL.Query().Get("removeOrphans") == "true")
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, res)
+}
+
+// Deploy creates or updates a stack in one transaction: either all of it is
+// written or none.
+func (s *Server) Deploy(ctx context.Context, spec api.StackSpec, removeOrphans bool) (api.DeployResult, error) {
+	if err := ValidateSpec(spec); err != nil {
+		return api.DeployResult{}, err
+	}
+	for attempt := 0; ; attempt++ {
+		snap, err := s.store.Snapshot(ctx)
+		if err != nil {
+			return api.DeployResult{}, err
+		}
+		txn, res, err := s.planDeploy(snap, spec, removeOrphans)
+		if err != nil {
+			return api.DeployResult{}, err
+		}
+		err = s.store.Commit(ctx, txn)
+		if errors.Is(err, api.ErrConflict) && attempt < 5 {
+			continue
+		}
+		if err != nil {
+			return api.DeployResult{}, err
+		}
+		s.log.Info("stack deployed", "stack", spec.Name, "changed", res.Changed, "orphans", res.Orphans)
+		s.Kick()
+		return res, nil
+	}
+}
+
+func (s *Server) planDeploy(snap *store.Snapshot, spec api.StackSpec, removeOrphans bool) (*store.Txn, api.DeployResult, error) {
+	now := s.cfg.Now().UTC()
+	var res api.DeployResult
+	txn := &store.Txn{}
+	stackKey := store.StackKey(spec.Name)
+	txn.Unchanged(stackKey, snap.ModRevisions[stackKey])
+
+	st, exists := snap.Stacks[spec.Name]
+	if exists && st.Removing {
+		return nil, res, api.Errorf(api.ErrConflict, "project %q is being taken down; wait for `drover down` to finish", spec.Name)
+	}
+	if !exists {
+		st = api.Stack{Name: spec.Name, CreatedAt: now}
+	}
+	st.UpdatedAt = now
+
+	if err := checkPortConflicts(snap, spec); err != nil {
+		return nil, res, err
+	}
+
+	// Networks: keep the leases a stack holds, lease subnets for new ones.
+	leased := map[string]string{}
+	for k, v := range snap.SubnetLeases {
+		leased[k] = v
+	}
+	have := map[string]bool{}
+	for _, n := range st.Networks {
+		have[n.Name] = true
+	}
+	for _, n := range spec.Networks {
+		if have[n.Name] {
+			continue
+		}
+		subnet, gw, err := leaseSubnet(s.cfg.AddressPool, leased)
+		if err != nil {
+			return nil, res, err
+		}
+		leased[subnet] = spec.Name + "/" + n.Name
+		key := store.SubnetLeaseKey(subnet)
+		txn.Unchanged(key, 0)
+		txn.PutRaw(key, spec.Name+"/"+n.Name)
+		st.Networks = append(st.Networks, api.Network{
+			Stack: spec.Name, Name: n.Name, FullName: fullNetworkName(spec.Name, n.Name),
+			Subnet: subnet, Gateway: gw, Bridge: bridgeName(spec.Name, n.Name),
+		})
+	}
+	sort.Slice(st.Networks, func(i, j int) bool { return st.Networks[i].Name < st.Networks[j].Name })
+	txn.Put(stackKey, st)
+	res.Stack = st
+
+	existing := map[string]api.Service{}
+	for _, sv := range snap.Services {
+		if sv.Stack == spec.Name {
+			existing[sv.Spec.Name] = sv
+		}
+	}
+	for _, sp := range spec.Services {
+		key := store.ServiceKey(spec.Name, sp.Name)
+		old, ok := existing[sp.Name]
+		delete(existing, sp.Name)
+		if ok && reflect.DeepEqual(normalize(old.Spec), normalize(sp)) {
+			res.Services = append(res.Services, old)
+			continue
+		}
+		sv := api.Service{ID: s.cfg.NewID(), Stack: spec.Name, Spec: sp, Version: 1, CreatedAt: now, UpdatedAt: now}
+		if ok {
+			sv.ID, sv.CreatedAt, sv.Version = old.ID, old.CreatedAt, old.Version+1
+		}
+		txn.Unchanged(key, snap.ModRevisions[key])
+		txn.Put(key, sv)
+		res.Services = append(res.Services, sv)
+		res.Changed = append(res.Changed, sp.Name)
+	}
+	for name := range existing {
+		if removeOrphans {
+			txn.Delete(store.ServiceKey(spec.Name, name))
+		}
+		res.Orphans = append(res.Orphans, name)
+	}
+	sort.Strings(res.Orphans)
+	return txn, res, nil
+}
+
+// normalize makes equal specs compare equal whatever their nil-ness.
+func normalize(sp api.ServiceSpec) api.ServiceSpec {
+	if len(sp.Labels) == 0 {
+		sp.Labels = nil
+	}
+	if len(sp.Env) == 0 {
+		sp.Env = nil
+	}
+	if len(sp.Ports) == 0 {
+		sp.Ports = nil
+	}
+	if len(sp.ExtraHosts) == 0 {
+		sp.ExtraHosts = nil
+	}
+	return sp
+}
+
+// checkPortConflicts refuses a host port that another service already
+// publishes (replicas of one service may share it).
+func checkPortConflicts(snap *store.Snapshot, spec api.StackSpec) error {
+	type portKey struct {
+		ip    string
+		port  uint16
+		proto string
+	}
+	owner := map[portKey]string{}
+	claim := func(p api.PortSpec, who string) error {
+		if p.Published == 0 {
+			return nil
+		}
+		for k, o := range owner {
+			if k.port == p.Published && k.proto == p.Protocol && o != who &&
+				(k.ip == p.HostIP || k.ip == "" || p.HostIP == "" || k.ip == "0.0.0.0" || p.HostIP == "0.0.0.0") {
+				return api.Errorf(api.ErrConflict, "service %s: ports: host port %d/%s is already published by %s", who, p.Published, p.Protocol, o)
+			}
+		}
+		owner[portKey{p.HostIP, p.Published, p.Protocol}] = who
+		return nil
+	}
+	for _, sv := range snap.Services {
+		if sv.Stack == spec.Name {
+			continue
+		}
+		for _, p := range sv.Spec.Ports {
+			_ = claim(p, fmt.Sprintf("%q of project %q", sv.Spec.Name, sv.Stack))
+		}
+	}
+	for _, sv := range spec.Services {
+		for _, p := range sv.Ports {
+			if err := claim(p, fmt.Sprintf("%q of project %q", sv.Name, spec.Name)); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+func (s *Server) removeStack(w http.ResponseWriter, r *http.Request) {
+	name := r.PathValue("name")
+	ctx, cancel := ctxTimeout(r, 30*time.Second)
+	defer cancel()
+	for attempt := 0; ; attempt++ {
+		var st api.Stack
+		rev, err := s.store.Get(ctx, store.StackKey(name), &st)
+		if err != nil {
+			writeError(w, err)
+			return
+		}
+		snap, err := s.store.Snapshot(ctx)
+		if err != nil {
+			writeError(w, err)
+			return
+		}
+		txn := &store.Txn{}
+		txn.Unchanged(store.StackKey(name), rev)
+		st.Removing = true
+		st.UpdatedAt = s.cfg.Now().UTC()
+		txn.Put(store.StackKey(name), st)
+		for _, sv := range snap.Services {
+			if sv.Stack == name {
+				txn.Delete(store.ServiceKey(name, sv.Spec.Name))
+			}
+		}
+		err = s.store.Commit(ctx, txn)
+		if errors.Is(err, api.ErrConflict) && attempt < 5 {
+			continue
+		}
+		if err != nil {
+			writeError(w, err)
+			return
+		}
+		s.log.Info("stack removal started", "stack", name)
+		s.Kick()
+		writeJSON(w, http.StatusAccepted, st)
+		return
+	}
+}
+
+func (s *Server) listStacks(w http.ResponseWriter, r *http.Request) {
+	snap, err := s.store.Snapshot(r.Context())
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	out := []api.StackInfo{}
+	for _, st := range snap.Stacks {
+		out = append(out, stackInfo(snap, st))
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Stack.Name < out[j].Stack.Name })
+	writeJSON(w, http.StatusOK, out)
+}
+
+func (s *Server) getStack(w http.ResponseWriter, r *http.Request) {
+	snap, err := s.store.Snapshot(r.Context())
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	name := r.PathValue("name")
+	st, ok := snap.Stacks[name]
+	if !ok {
+		writeError(w, api.Errorf(api.ErrNotFound, "project %q not found", name))
+		return
+	}
+	writeJSON(w, http.StatusOK, stackInfo(snap, st))
+}
+
+func stackInfo(snap *store.Snapshot, st api.Stack) api.StackInfo {
+	info := api.StackInfo{Stack: st, Services: []api.Service{}}
+	for _, sv := range snap.Services {
+		if sv.Stack == st.Name {
+			info.Services = append(info.Services, sv)
+		}
+	}
+	return info
+}
+
+func (s *Server) listTasks(w http.ResponseWriter, r *http.Request) {
+	snap, err := s.store.Snapshot(r.Context())
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	stack := r.URL.Query().Get("stack")
+	out := []api.Task{}
+	for _, t := range snap.Tasks {
+		if stack == "" || t.Stack == stack {
+			out = append(out, t)
+		}
+	}
+	writeJSON(w, http.StatusOK, out)
+}

@@ -1,0 +1,262 @@
+package store
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"sort"
+	"strings"
+
+	"github.com/drover-org/drover/api"
+	clientv3 "go.etcd.io/etcd/client/v3"
+)
+
+// Prefix is where Drover's keys live.
+const Prefix = "/drover/"
+
+// Keys of each kind of object.
+func StackKey(name string) string          { return Prefix + "stacks/" + name }
+func ServiceKey(stack, name string) string { return Prefix + "services/" + stack + "/" + name }
+func TaskKey(id string) string             { return Prefix + "tasks/" + id }
+func TaskStatusKey(id string) string       { return Prefix + "taskstatus/" + id }
+func NodeKey(id string) string             { return Prefix + "nodes/" + id }
+func SubnetLeaseKey(subnet string) string {
+	return Prefix + "subnets/" + strings.ReplaceAll(subnet, "/", "_")
+}
+func servicePrefix(stack string) string { return Prefix + "services/" + stack + "/" }
+
+// Store reads and writes Drover's objects in etcd.
+type Store struct {
+	cli *clientv3.Client
+}
+
+// New wraps an etcd client.
+func New(cli *clientv3.Client) *Store { return &Store{cli: cli} }
+
+// Client gives the underlying etcd client (for leader election).
+func (s *Store) Client() *clientv3.Client { return s.cli }
+
+// Snapshot is every object at one store revision.
+type Snapshot struct {
+	Revision int64
+	Stacks   map[string]api.Stack
+	Services []api.Service // sorted by stack, name
+	Tasks    []api.Task    // with Status merged; sorted by stack, service, slot, creation
+	Nodes    []api.Node
+	// ModRevisions by key, for compare-and-swap.
+	ModRevisions map[string]int64
+	SubnetLeases map[string]string // subnet -> "stack/network"
+}
+
+// Snapshot reads everything under the prefix at one revision.
+func (s *Store) Snapshot(ctx context.Context) (*Snapshot, error) {
+	resp, err := s.cli.Get(ctx, Prefix, clientv3.WithPrefix())
+	if err != nil {
+		return nil, unavailable(err)
+	}
+	snap := &Snapshot{
+		Revision:     resp.Header.Revision,
+		Stacks:       map[string]api.Stack{},
+		ModRevisions: map[string]int64{},
+		SubnetLeases: map[string]string{},
+	}
+	statuses := map[string]api.TaskStatus{}
+	var tasks []api.Task
+	for _, kv := range resp.Kvs {
+		key := string(kv.Key)
+		snap.ModRevisions[key] = kv.ModRevision
+		rest := strings.TrimPrefix(key, Prefix)
+		kind, _, _ := strings.Cut(rest, "/")
+		var err error
+		switch kind {
+		case "stacks":
+			var st api.Stack
+			if err = json.Unmarshal(kv.Value, &st); err == nil {
+				snap.Stacks[st.Name] = st
+			}
+		case "services":
+			var sv api.Service
+			if err = json.Unmarshal(kv.Value, &sv); err == nil {
+				snap.Services = append(snap.Services, sv)
+			}
+		case "tasks":
+			var t api.Task
+			if err = json.Unmarshal(kv.Value, &t); err == nil {
+				tasks = append(tasks, t)
+			}
+		case "taskstatus":
+			var ts api.TaskStatus
+			if err = json.Unmarshal(kv.Value, &ts); err == nil {
+				statuses[strings.TrimPrefix(rest, "taskstatus/")] = ts
+			}
+		case "nodes":
+			var n api.Node
+			if err = json.Unmarshal(kv.Value, &n); err == nil {
+				snap.Nodes = append(snap.Nodes, n)
+			}
+		case "subnets":
+			snap.SubnetLeases[strings.ReplaceAll(strings.TrimPrefix(rest, "subnets/"), "_", "/")] = string(kv.Value)
+		}
+		if err != nil {
+			return nil, fmt.Errorf("store key %s holds bad JSON: %w", key, err)
+		}
+	}
+	for i := range tasks {
+		if st, ok := statuses[tasks[i].ID]; ok {
+			tasks[i].Status = st
+		}
+		if tasks[i].Status.State == "" {
+			tasks[i].Status.State = api.StatePending
+		}
+	}
+	SortTasks(tasks)
+	snap.Tasks = tasks
+	sort.Slice(snap.Services, func(i, j int) bool {
+		a, b := snap.Services[i], snap.Services[j]
+		if a.Stack != b.Stack {
+			return a.Stack < b.Stack
+		}
+		return a.Spec.Name < b.Spec.Name
+	})
+	sort.Slice(snap.Nodes, func(i, j int) bool { return snap.Nodes[i].ID < snap.Nodes[j].ID })
+	return snap, nil
+}
+
+// SortTasks orders tasks by stack, service, slot and creation.
+func SortTasks(tasks []api.Task) {
+	sort.SliceStable(tasks, func(i, j int) bool {
+		a, b := tasks[i], tasks[j]
+		if a.Stack != b.Stack {
+			return a.Stack < b.Stack
+		}
+		if a.Service != b.Service {
+			return a.Service < b.Service
+		}
+		if a.Slot != b.Slot {
+			return a.Slot < b.Slot
+		}
+		if !a.CreatedAt.Equal(b.CreatedAt) {
+			return a.CreatedAt.Before(b.CreatedAt)
+		}
+		return a.ID < b.ID
+	})
+}
+
+// Get reads one object into v; ErrNotFound if absent. It returns the key's
+// mod revision for compare-and-swap.
+func (s *Store) Get(ctx context.Context, key string, v any) (int64, error) {
+	resp, err := s.cli.Get(ctx, key)
+	if err != nil {
+		return 0, unavailable(err)
+	}
+	if len(resp.Kvs) == 0 {
+		return 0, api.Errorf(api.ErrNotFound, "%s not found", strings.TrimPrefix(key, Prefix))
+	}
+	if err := json.Unmarshal(resp.Kvs[0].Value, v); err != nil {
+		return 0, fmt.Errorf("store key %s holds bad JSON: %w", key, err)
+	}
+	return resp.Kvs[0].ModRevision, nil
+}
+
+// Txn collects writes that happen together or not at all, guarded by
+// compare-and-swap conditions.
+type Txn struct {
+	cmps []clientv3.Cmp
+	ops  []clientv3.Op
+	err  error
+}
+
+// Put adds a write of v at key.
+func (t *Txn) Put(key string, v any) {
+	b, err := json.Marshal(v)
+	if err != nil && t.err == nil {
+		t.err = fmt.Errorf("encode %s: %w", key, err)
+	}
+	t.ops = append(t.ops, clientv3.OpPut(key, string(b)))
+}
+
+// PutRaw adds a write of a plain string.
+func (t *Txn) PutRaw(key, value string) { t.ops = append(t.ops, clientv3.OpPut(key, value)) }
+
+// Delete adds a deletion.
+func (t *Txn) Delete(key string) { t.ops = append(t.ops, clientv3.OpDelete(key)) }
+
+// Unchanged guards the transaction: key's mod revision must still be rev
+// (0: the key must not exist).
+func (t *Txn) Unchanged(key string, rev int64) {
+	t.cmps = append(t.cmps, clientv3.Compare(clientv3.ModRevision(key), "=", rev))
+}
+
+// Exists guards the transaction on key being present.
+func (t *Txn) Exists(key string) {
+	t.cmps = append(t.cmps, clientv3.Compare(clientv3.CreateRevision(key), ">", 0))
+}
+
+// Len is the number of writes.
+func (t *Txn) Len() int { return len(t.ops) }
+
+// maxOps stays under etcd's default limit of 128 operations a transaction.
+const maxOps = 120
+
+// Commit applies the transaction; ErrConflict if a guard failed.
+func (s *Store) Commit(ctx context.Context, t *Txn) error {
+	if t.err != nil {
+		return t.err
+	}
+	if len(t.ops) > maxOps && len(t.cmps) == 0 {
+		// Unguarded batches may be split; each write stands alone.
+		for i := 0; i < len(t.ops); i += maxOps {
+			end := min(i+maxOps, len(t.ops))
+			if _, err := s.cli.Txn(ctx).Then(t.ops[i:end]...).Commit(); err != nil {
+				return unavailable(err)
+			}
+		}
+		return nil
+	}
+	resp, err := s.cli.Txn(ctx).If(t.cmps...).Then(t.ops...).Commit()
+	if err != nil {
+		return unavailable(err)
+	}
+	if !resp.Succeeded {
+		return api.Errorf(api.ErrConflict, "the state changed while writing; try again")
+	}
+	return nil
+}
+
+// Watch sends the store revision after every change under the prefix until
+// ctx ends. Slow readers see only the latest revision.
+func (s *Store) Watch(ctx context.Context, fromRev int64) <-chan int64 {
+	out := make(chan int64, 1)
+	go func() {
+		defer close(out)
+		opts := []clientv3.OpOption{clientv3.WithPrefix()}
+		if fromRev > 0 {
+			opts = append(opts, clientv3.WithRev(fromRev+1))
+		}
+		for resp := range s.cli.Watch(clientv3.WithRequireLeader(ctx), Prefix, opts...) {
+			if resp.Err() != nil {
+				// Compacted or lost: tell the reader to re-read everything.
+				select {
+				case out <- 0:
+				default:
+				}
+				return
+			}
+			rev := resp.Header.Revision
+			select {
+			case out <- rev:
+			default:
+				select {
+				case <-out:
+				default:
+				}
+				out <- rev
+			}
+		}
+	}()
+	return out
+}
+
+func unavailable(err error) error {
+	return fmt.Errorf("store: %v: %w", err, api.ErrUnavailable)
+}
