@@ -437,7 +437,8 @@ func netRequest(t api.Task) network.Request {
 			if p.Published == 0 {
 				continue
 			}
-			req.Ports = append(req.Ports, network.PortMapping{HostIP: p.HostIP, HostPort: p.Published, ContainerPort: p.Target, Protocol: p.Protocol})
+			req.Ports = append(req.Ports, network.PortMapping{HostIP: p.HostIP, HostPort: p.Published, ContainerPort: p.Target, Protocol: p.Protocol,
+				Group: t.Stack + "/" + t.Service})
 		}
 	}
 	return req

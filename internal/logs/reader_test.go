@@ -241,7 +241,9 @@ func TestFollowStopsAfterUntil(t *testing.T) {
 	defer cancel()
 	out := make(chan Entry, 10)
 	errc := make(chan error, 1)
-	go func() { errc <- Read(ctx, path, ReadOptions{Follow: true, Tail: -1, Until: until, pollEvery: time.Millisecond}, out) }()
+	go func() {
+		errc <- Read(ctx, path, ReadOptions{Follow: true, Tail: -1, Until: until, pollEvery: time.Millisecond}, out)
+	}()
 	w.Write(Stdout, []byte("in time"), time.Now())
 	select {
 	case err := <-errc:

@@ -56,6 +56,11 @@ type PortMapping struct {
 	HostPort      uint16
 	ContainerPort uint16
 	Protocol      string // tcp (default) or udp
+	// Group lets the replicas of one service publish the same host port:
+	// mappings with the same non-empty Group do not conflict. The first
+	// task published receives the traffic; the next takes over when it
+	// goes (portmap's rules match in order).
+	Group string
 }
 
 // Request says what to connect one task to.

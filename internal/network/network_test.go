@@ -829,3 +829,39 @@ func TestConcurrentAttach(t *testing.T) {
 		}
 	}
 }
+
+// Replicas of one service (same Group) share a host port: the first one
+// answers, and when it goes the next takes over.
+func TestReplicasShareHostPort(t *testing.T) {
+	m, _ := newManager(t)
+	n := newNetwork(t, m)
+	hostPort := freePort(t)
+	ports := []network.PortMapping{{HostPort: hostPort, ContainerPort: 8080, Protocol: "tcp", Group: "app/web"}}
+	first := network.Request{ID: taskID(t, "web1"), Networks: []network.Network{n}, Ports: ports}
+	second := network.Request{ID: taskID(t, "web2"), Networks: []network.Network{n}, Ports: ports}
+	for _, req := range []network.Request{first, second} {
+		res, err := m.Attach(ctx(t), req)
+		if err != nil {
+			t.Fatalf("Attach %s: %v", req.ID, err)
+		}
+		req := req
+		t.Cleanup(func() { _ = m.Detach(context.Background(), req) })
+		serve(t, res.NetNSPath, 8080, "hello from "+req.ID)
+	}
+	addr := net.JoinHostPort("127.0.0.1", fmt.Sprint(hostPort))
+	if got, err := dialHost(addr); err != nil || got != "hello from "+first.ID {
+		t.Fatalf("dial %s: %q, %v; want the first replica", addr, got, err)
+	}
+	if err := m.Detach(ctx(t), first); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := dialHost(addr); err != nil || got != "hello from "+second.ID {
+		t.Fatalf("after the first replica went, dial %s: %q, %v; want the second", addr, got, err)
+	}
+	// Another service still cannot take the port.
+	other := network.Request{ID: taskID(t, "api"), Networks: []network.Network{n},
+		Ports: []network.PortMapping{{HostPort: hostPort, ContainerPort: 8080, Protocol: "tcp", Group: "app/api"}}}
+	if _, err := m.Attach(ctx(t), other); !errors.Is(err, api.ErrConflict) {
+		t.Errorf("Attach of another service on the same port: %v, want ErrConflict", err)
+	}
+}

@@ -19,6 +19,9 @@ type cniPortMapping struct {
 	ContainerPort int    `json:"containerPort"`
 	Protocol      string `json:"protocol"`
 	HostIP        string `json:"hostIP,omitempty"`
+	// Group is ours; portmap ignores it. It survives in libcni's cache so
+	// the sharing rule below holds across restarts.
+	Group string `json:"droverGroup,omitempty"`
 }
 
 // String names a mapping the way users write it: 127.0.0.1:8080->80/tcp.
@@ -98,6 +101,7 @@ func capabilityArgs(ports []PortMapping) map[string]any {
 			ContainerPort: int(p.ContainerPort),
 			Protocol:      normProto(p.Protocol),
 			HostIP:        hostIP,
+			Group:         p.Group,
 		})
 	}
 	return map[string]any{"portMappings": maps}
@@ -125,6 +129,7 @@ func portsFromCapabilityArgs(args map[string]any) []PortMapping {
 			HostPort:      uint16(m.HostPort),
 			ContainerPort: uint16(m.ContainerPort),
 			Protocol:      m.Protocol,
+			Group:         m.Group,
 		})
 	}
 	return out
@@ -148,7 +153,7 @@ func (m *Manager) checkPortsFree(id string, ports []PortMapping) error {
 		}
 		for _, theirs := range portsFromCapabilityArgs(a.CapabilityArgs) {
 			for _, p := range ports {
-				if portsOverlap(p, theirs) {
+				if portsOverlap(p, theirs) && (p.Group == "" || p.Group != theirs.Group) {
 					return fmt.Errorf("port %s: host port already in use by task %s (%s): %w", p, a.ContainerID, theirs, api.ErrConflict)
 				}
 			}

@@ -9,6 +9,7 @@ import (
 	"net/url"
 	"os"
 	"sort"
+	"time"
 
 	"github.com/drover-org/drover/api"
 	"github.com/drover-org/drover/internal/store"
@@ -75,21 +76,33 @@ func flushCopy(w http.ResponseWriter, r io.Reader) {
 	}
 }
 
+// readyNodes lists the ready nodes. Right after a start the local agent may
+// not have joined yet, so it waits a little for a first one.
 func (s *Server) readyNodes(ctx context.Context) ([]api.Node, error) {
-	snap, err := s.store.Snapshot(ctx)
-	if err != nil {
-		return nil, err
-	}
-	var out []api.Node
-	for _, n := range snap.Nodes {
-		if n.State == api.NodeReady {
-			out = append(out, n)
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		snap, err := s.store.Snapshot(ctx)
+		if err != nil {
+			return nil, err
+		}
+		var out []api.Node
+		for _, n := range snap.Nodes {
+			if n.State == api.NodeReady {
+				out = append(out, n)
+			}
+		}
+		if len(out) > 0 {
+			return out, nil
+		}
+		if time.Now().After(deadline) {
+			return nil, api.Errorf(api.ErrUnavailable, "no node is ready to take images (is an agent running?)")
+		}
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(250 * time.Millisecond):
 		}
 	}
-	if len(out) == 0 {
-		return nil, api.Errorf(api.ErrUnavailable, "no node is ready to take images (is an agent running?)")
-	}
-	return out, nil
 }
 
 // loadImage hands an archive to every ready node. The archive is spooled

@@ -168,8 +168,8 @@ func TestLoggerBinary(t *testing.T) {
 	script := `#!/bin/sh
 echo "args: $*" > "$2.args"
 exec 5>&-
-cat <&3 | sed 's/^/out: /' >> "$2" &
-cat <&4 | sed 's/^/err: /' >> "$2" &
+while read -r l; do echo "out: $l" >> "$2"; done <&3 &
+while read -r l; do echo "err: $l" >> "$2"; done <&4 &
 wait
 `
 	if err := os.WriteFile(logger, []byte(script), 0o755); err != nil {
