@@ -25,6 +25,11 @@ func FuzzLoad(f *testing.F) {
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
+		watchdog := time.AfterFunc(8*time.Second, func() {
+			_ = os.WriteFile("/tmp/slow-input.yaml", content, 0o644)
+			panic("Load took more than 8s on this input")
+		})
+		defer watchdog.Stop()
 		res, err := Load(ctx, Options{Files: []string{file}, ProjectName: "fuzz", Environ: []string{"A=1"}})
 		if err != nil {
 			var ce *Error

@@ -74,6 +74,8 @@ func TestLoadErrors(t *testing.T) {
 		{"bad restart condition", "services:\n  web:\n    image: nginx\n    deploy:\n      restart_policy:\n        condition: maybe\n", 6, "web", "deploy.restart_policy.condition", "not a restart condition"},
 		{"sctp", "services:\n  web:\n    image: nginx\n    ports: [\"9:9/sctp\"]\n", 4, "web", "ports", "sctp"},
 		{"empty file", "", 0, "", "", "empty"},
+		// compose-go v2.16 recursed without end on this (found by FuzzLoad).
+		{"recursive anchor", "x-a: &a\n  <<: *a\n  restart: always\nservices:\n  s:\n    <<: *a\n    image: x\n", 2, "", "", "recursive anchor"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -3,6 +3,7 @@ package compose
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"io"
 	"regexp"
 	"strconv"
@@ -37,8 +38,38 @@ func parseSource(name string, content []byte) (sourceFile, error) {
 		if err != nil {
 			return f, &Error{File: name, Line: lineOf(err.Error()), Message: trimYAMLPrefix(err.Error())}
 		}
+		if a := recursiveAlias(&doc, map[*yaml.Node]bool{}, 0); a != nil {
+			return f, &Error{File: name, Line: a.Line, Message: fmt.Sprintf(
+				"invalid YAML: alias *%s is inside the anchor &%s it refers to (a recursive anchor)", a.Value, a.Value)}
+		}
 		f.docs = append(f.docs, &doc)
 	}
+}
+
+// recursiveAlias returns an alias that refers to one of the nodes that
+// contain it. YAML forbids such cycles in data, but the node parser accepts
+// them, and compose-go (v2.16) then recurses without end on a merge key
+// (`x: &a {<<: *a}`): they are refused here, before compose-go sees them.
+// An alias can only name an anchor defined before it, so a cycle always
+// passes through an ancestor and this walk finds every one.
+func recursiveAlias(n *yaml.Node, ancestors map[*yaml.Node]bool, depth int) *yaml.Node {
+	if n == nil || depth > 10000 {
+		return nil
+	}
+	if n.Kind == yaml.AliasNode {
+		if n.Alias == nil || ancestors[n.Alias] {
+			return n
+		}
+		return nil
+	}
+	ancestors[n] = true
+	defer delete(ancestors, n)
+	for _, c := range n.Content {
+		if a := recursiveAlias(c, ancestors, depth+1); a != nil {
+			return a
+		}
+	}
+	return nil
 }
 
 var lineRE = regexp.MustCompile(`\bline (\d+)\b`)
@@ -169,12 +200,18 @@ func deref(n *yaml.Node, depth int) *yaml.Node {
 }
 
 // entry finds key in the mapping m, looking into merge keys (<<) when the
-// mapping does not write it itself.
+// mapping does not write it itself. Each mapping is searched once, so
+// merge keys that fan out over shared anchors cost linear time.
 func entry(m *yaml.Node, key string, depth int) (k, v *yaml.Node) {
+	return entryOnce(m, key, depth, map[*yaml.Node]bool{})
+}
+
+func entryOnce(m *yaml.Node, key string, depth int, seen map[*yaml.Node]bool) (k, v *yaml.Node) {
 	m = deref(m, depth)
-	if m == nil || m.Kind != yaml.MappingNode || depth > maxDepth {
+	if m == nil || m.Kind != yaml.MappingNode || depth > maxDepth || seen[m] {
 		return nil, nil
 	}
+	seen[m] = true
 	var merges []*yaml.Node
 	for i := 0; i+1 < len(m.Content); i += 2 {
 		kn, vn := m.Content[i], m.Content[i+1]
@@ -190,16 +227,13 @@ func entry(m *yaml.Node, key string, depth int) (k, v *yaml.Node) {
 		if mv == nil {
 			continue
 		}
-		switch mv.Kind {
-		case yaml.MappingNode:
-			if k, v := entry(mv, key, depth+1); k != nil {
+		items := []*yaml.Node{mv}
+		if mv.Kind == yaml.SequenceNode {
+			items = mv.Content
+		}
+		for _, item := range items {
+			if k, v := entryOnce(item, key, depth+1, seen); k != nil {
 				return k, v
-			}
-		case yaml.SequenceNode:
-			for _, item := range mv.Content {
-				if k, v := entry(item, key, depth+1); k != nil {
-					return k, v
-				}
 			}
 		}
 	}

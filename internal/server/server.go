@@ -78,23 +78,36 @@ func RandomID() string {
 	return hex.EncodeToString(b[:])[:25]
 }
 
+type route struct {
+	pattern string
+	handler http.HandlerFunc
+}
+
+func (s *Server) routes() []route {
+	return []route{
+		{"GET /v1/version", s.version},
+		{"GET /v1/stacks", s.listStacks},
+		{"GET /v1/stacks/{name}", s.getStack},
+		{"PUT /v1/stacks/{name}", s.deployStack},
+		{"DELETE /v1/stacks/{name}", s.removeStack},
+		{"GET /v1/tasks", s.listTasks},
+		{"PUT /v1/tasks/{id}/status", s.reportStatus},
+		{"GET /v1/tasks/{id}/logs", s.taskLogs},
+		{"GET /v1/nodes", s.listNodes},
+		{"POST /v1/nodes", s.registerNode},
+		{"POST /v1/nodes/{id}/heartbeat", s.heartbeat},
+		{"GET /v1/nodes/{id}/assignments", s.assignments},
+		{"POST /v1/images/load", s.loadImage},
+		{"GET /v1/images", s.listImages},
+	}
+}
+
 // Handler is the /v1 API.
 func (s *Server) Handler() http.Handler {
 	mux := http.NewServeMux()
-	mux.HandleFunc("GET /v1/version", s.version)
-	mux.HandleFunc("GET /v1/stacks", s.listStacks)
-	mux.HandleFunc("GET /v1/stacks/{name}", s.getStack)
-	mux.HandleFunc("PUT /v1/stacks/{name}", s.deployStack)
-	mux.HandleFunc("DELETE /v1/stacks/{name}", s.removeStack)
-	mux.HandleFunc("GET /v1/tasks", s.listTasks)
-	mux.HandleFunc("PUT /v1/tasks/{id}/status", s.reportStatus)
-	mux.HandleFunc("GET /v1/tasks/{id}/logs", s.taskLogs)
-	mux.HandleFunc("GET /v1/nodes", s.listNodes)
-	mux.HandleFunc("POST /v1/nodes", s.registerNode)
-	mux.HandleFunc("POST /v1/nodes/{id}/heartbeat", s.heartbeat)
-	mux.HandleFunc("GET /v1/nodes/{id}/assignments", s.assignments)
-	mux.HandleFunc("POST /v1/images/load", s.loadImage)
-	mux.HandleFunc("GET /v1/images", s.listImages)
+	for _, r := range s.routes() {
+		mux.HandleFunc(r.pattern, r.handler)
+	}
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, api.Errorf(api.ErrNotFound, "no such endpoint: %s %s", r.Method, r.URL.Path))
 	})

@@ -203,20 +203,31 @@ func checkPortConflicts(snap *store.Snapshot, spec api.StackSpec) error {
 }
 
 func (s *Server) removeStack(w http.ResponseWriter, r *http.Request) {
-	name := r.PathValue("name")
 	ctx, cancel := ctxTimeout(r, 30*time.Second)
 	defer cancel()
+	st, err := s.RemoveStack(ctx, r.PathValue("name"))
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	writeJSON(w, http.StatusAccepted, st)
+}
+
+// RemoveStack marks a stack for removal and deletes its services; the
+// controller retires the tasks and deletes the stack once they are gone.
+func (s *Server) RemoveStack(ctx context.Context, name string) (api.Stack, error) {
 	for attempt := 0; ; attempt++ {
 		var st api.Stack
 		rev, err := s.store.Get(ctx, store.StackKey(name), &st)
+		if errors.Is(err, api.ErrNotFound) {
+			return st, api.Errorf(api.ErrNotFound, "project %q not found", name)
+		}
 		if err != nil {
-			writeError(w, err)
-			return
+			return st, err
 		}
 		snap, err := s.store.Snapshot(ctx)
 		if err != nil {
-			writeError(w, err)
-			return
+			return st, err
 		}
 		txn := &store.Txn{}
 		txn.Unchanged(store.StackKey(name), rev)
@@ -233,13 +244,11 @@ func (s *Server) removeStack(w http.ResponseWriter, r *http.Request) {
 			continue
 		}
 		if err != nil {
-			writeError(w, err)
-			return
+			return st, err
 		}
 		s.log.Info("stack removal started", "stack", name)
 		s.Kick()
-		writeJSON(w, http.StatusAccepted, st)
-		return
+		return st, nil
 	}
 }
 

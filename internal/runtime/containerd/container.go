@@ -13,7 +13,6 @@ import (
 	"github.com/containerd/containerd/v2/client"
 	"github.com/containerd/containerd/v2/pkg/cio"
 	"github.com/containerd/errdefs"
-	"github.com/containerd/errdefs/pkg/errgrpc"
 
 	"github.com/drover-org/drover/internal/runtime"
 )
@@ -212,10 +211,18 @@ func (d *Driver) waitLoop(ctx context.Context, c client.Container, ch <-chan cli
 	for {
 		es := <-ch
 		code, at, err := es.Result()
-		if err == nil || !retryable(err) || ctx.Err() != nil || d.isClosed() {
-			return runtime.ExitStatus{Code: int(code), ExitedAt: at, Err: err}
+		switch {
+		case err == nil:
+			return runtime.ExitStatus{Code: int(code), ExitedAt: at}
+		case ctx.Err() != nil:
+			return runtime.ExitStatus{Code: client.UnknownExitStatus, Err: ctx.Err()}
+		case d.isClosed():
+			return runtime.ExitStatus{Code: client.UnknownExitStatus, Err: errors.New("runtime driver closed")}
 		}
-		d.logger.Debug("wait interrupted; retrying", "container", c.ID(), "err", err)
+		// The wait broke off, most likely because containerd restarted
+		// (the errors of a dropped connection come in several kinds). Wait
+		// again: a task that exited meanwhile answers at once.
+		d.logger.Debug("wait broke off; waiting again", "container", c.ID(), "err", err)
 		for {
 			select {
 			case <-ctx.Done():
@@ -226,23 +233,17 @@ func (d *Driver) waitLoop(ctx context.Context, c client.Container, ch <-chan cli
 			}
 			backoff = min(2*backoff, 5*time.Second)
 			task, err := c.Task(ctx, nil)
+			if errdefs.IsNotFound(err) {
+				return runtime.ExitStatus{Code: client.UnknownExitStatus, Err: fmt.Errorf("container %s: its task is gone: %w", c.ID(), err)}
+			}
 			if err == nil {
 				ch, err = task.Wait(ctx)
 			}
 			if err == nil {
 				break
 			}
-			if !retryable(err) {
-				return runtime.ExitStatus{Code: client.UnknownExitStatus, Err: err}
-			}
 		}
 	}
-}
-
-// retryable tells errors of a lost connection to containerd.
-func retryable(err error) bool {
-	err = errgrpc.ToNative(err)
-	return errdefs.IsUnavailable(err) || errdefs.IsCanceled(err)
 }
 
 func (d *Driver) isClosed() bool {

@@ -257,6 +257,18 @@ func TestOwnContainerd(t *testing.T) {
 		t.Errorf("second Open started another containerd (pid %d, was %d)", pid, pid1)
 	}
 
+	// A container to outlive containerd's death, and a Wait pending across
+	// it.
+	importBusybox(t, d1)
+	const id = "survivor"
+	if _, err := d1.Start(ctx, runtime.ContainerSpec{ID: id, Image: imagebuild.DefaultRef, Command: []string{"sleep", "300"}}); err != nil {
+		t.Fatalf("Start: %v", err)
+	}
+	exited, err := d2.Wait(ctx, id)
+	if err != nil {
+		t.Fatalf("Wait: %v", err)
+	}
+
 	// kill -9: the supervisor starts a new one and the client reconnects.
 	if err := syscall.Kill(pid1, syscall.SIGKILL); err != nil {
 		t.Fatal(err)
@@ -270,6 +282,28 @@ func TestOwnContainerd(t *testing.T) {
 		_, err := d2.client.Version(ctx)
 		return err == nil
 	}, "the client to reconnect")
+	if st, err := d2.Inspect(ctx, id); err != nil || st.State != runtime.StateRunning {
+		t.Fatalf("container after containerd's restart: %+v, %v; want running", st, err)
+	}
+	select {
+	case es := <-exited:
+		t.Fatalf("Wait yielded while the container still runs: %+v", es)
+	default:
+	}
+	if err := d1.Stop(ctx, id, "", 100*time.Millisecond); err != nil {
+		t.Fatalf("Stop after containerd's restart: %v", err)
+	}
+	select {
+	case es := <-exited:
+		if es.Code != 137 || es.Err != nil {
+			t.Errorf("Wait across containerd's restart gave %+v, want code 137", es)
+		}
+	case <-time.After(20 * time.Second):
+		t.Error("Wait pending across containerd's restart never yielded")
+	}
+	if err := d1.Destroy(ctx, id); err != nil {
+		t.Errorf("Destroy: %v", err)
+	}
 
 	// Close leaves it running; StopOwnContainerd stops it.
 	d1.Close()

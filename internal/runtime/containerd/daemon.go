@@ -130,34 +130,37 @@ func startDaemon(ctx context.Context, dataDir string, logger *slog.Logger) (*dae
 	}
 	d := &daemon{paths: p, logger: logger, stop: make(chan struct{}), stopped: make(chan struct{})}
 
-	if _, err := d.startOrReuse(ctx); err != nil {
+	if err := d.startOrReuse(ctx); err != nil {
 		return nil, err
 	}
 	go d.supervise()
 	return d, nil
 }
 
-// startOrReuse adopts the containerd that answers on the socket (reused is
-// true) or starts one. A lock file keeps two Drovers on one data dir (or two
-// drivers in one process) from starting two containerds at once.
-func (d *daemon) startOrReuse(ctx context.Context) (reused bool, err error) {
+// startOrReuse adopts the containerd that answers on the socket or starts
+// one. A lock file keeps two Drovers on one data dir (or two drivers in one
+// process) from starting two containerds at once.
+func (d *daemon) startOrReuse(ctx context.Context) error {
 	lock, err := os.OpenFile(filepath.Join(d.paths.dir, "start.lock"), os.O_CREATE|os.O_RDWR, 0o600)
 	if err != nil {
-		return false, fmt.Errorf("containerd start lock: %w", err)
+		return fmt.Errorf("containerd start lock: %w", err)
 	}
 	defer lock.Close() // releases the lock
 	if err := syscall.Flock(int(lock.Fd()), syscall.LOCK_EX); err != nil {
-		return false, fmt.Errorf("containerd start lock: %w", err)
+		return fmt.Errorf("containerd start lock: %w", err)
 	}
 	if answers(ctx, d.paths.socket) {
 		pid, _ := readPid(d.paths.pid)
+		if pid > 0 && (!alive(pid) || !isContainerdFor(pid, d.paths.config)) {
+			pid = 0 // a stale pid file: watch the socket instead
+		}
 		d.mu.Lock()
 		d.exited, d.pid = nil, pid
 		d.mu.Unlock()
 		d.logger.Info("reusing running containerd", "socket", d.paths.socket, "pid", pid)
-		return true, nil
+		return nil
 	}
-	return false, d.spawn(ctx)
+	return d.spawn(ctx)
 }
 
 // answers reports whether a containerd serves the socket.
@@ -270,7 +273,7 @@ func (d *daemon) supervise() {
 		}()
 		// Someone else (a second Drover on the same data dir) may have
 		// restarted it already.
-		_, err := d.startOrReuse(ctx)
+		err := d.startOrReuse(ctx)
 		cancel()
 		if err != nil {
 			d.logger.Error("restarting containerd", "err", err)

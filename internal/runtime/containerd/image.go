@@ -137,9 +137,9 @@ func readImageConfig(ctx context.Context, img client.Image) (imageConfig, error)
 // and returns them.
 func (d *Driver) Import(ctx context.Context, r io.Reader) ([]runtime.Image, error) {
 	ctx = d.ctx(ctx)
-	imported, err := d.client.Import(ctx, r,
-		client.WithImageRefTranslator(ociRefName),
-		client.WithImportCompression())
+	// Layers stay as the archive has them (docker save's are uncompressed):
+	// compressing them would cost more than the disk it saves.
+	imported, err := d.client.Import(ctx, r, client.WithImageRefTranslator(ociRefName))
 	if err != nil {
 		return nil, fmt.Errorf("importing image archive (an OCI image layout or `docker save` tar): %w", err)
 	}
