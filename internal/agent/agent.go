@@ -63,6 +63,7 @@ type Agent struct {
 	reported  map[string]api.TaskStatus // last status sent, by task ID
 	listening map[string]string         // DNS: network full name -> gateway
 	bridges   map[string]network.Network
+	lastAsg   api.Assignments
 	wake      chan struct{}
 }
 

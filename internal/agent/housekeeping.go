@@ -40,6 +40,9 @@ func (a *Agent) housekeeping(ctx context.Context, asg api.Assignments) {
 	}
 	a.mu.Lock()
 	for _, w := range a.workers {
+		if w.removed {
+			continue
+		}
 		for _, n := range w.latest.Networks {
 			used[n.Network.FullName] = true
 		}

@@ -36,6 +36,7 @@ type worker struct {
 	dirty    bool
 	watching bool
 	orphan   bool
+	removed  bool // its container and network are gone
 }
 
 func randomID() string {
@@ -110,21 +111,27 @@ func (a *Agent) workerLocked(id string) *worker {
 func (a *Agent) apply(ctx context.Context, asg api.Assignments) {
 	assigned := map[string]bool{}
 	a.mu.Lock()
+	a.lastAsg = asg
 	for _, t := range asg.Tasks {
 		assigned[t.ID] = true
 		w := a.workerLocked(t.ID)
 		w.latest, w.orphan = t, false
+		if w.removed && t.DesiredState == api.DesiredShutdown {
+			continue
+		}
 		a.kickLocked(ctx, w)
 	}
 	for id, w := range a.workers {
 		if assigned[id] {
 			continue
 		}
+		if w.removed {
+			delete(a.workers, id)
+			continue
+		}
 		// Not ours any more (or never known to the server): take it down.
 		w.orphan = true
-		if w.latest.DesiredState != api.DesiredShutdown {
-			w.latest.DesiredState = api.DesiredShutdown
-		}
+		w.latest.DesiredState = api.DesiredShutdown
 		a.kickLocked(ctx, w)
 	}
 	a.mu.Unlock()
@@ -155,15 +162,31 @@ func (a *Agent) runWorker(ctx context.Context, w *worker) {
 		w.dirty = false
 		a.mu.Unlock()
 
-		done := a.sync(ctx, t)
+		removed := a.sync(ctx, t)
 
 		a.mu.Lock()
-		if done && w.orphan && t.DesiredState == api.DesiredShutdown {
+		w.removed = removed
+		if !removed && t.DesiredState == api.DesiredShutdown && ctx.Err() == nil {
+			// Removal failed part-way: try again soon.
+			time.AfterFunc(2*time.Second, func() {
+				a.mu.Lock()
+				defer a.mu.Unlock()
+				if a.workers[t.ID] == w {
+					a.kickLocked(ctx, w)
+				}
+			})
+		}
+		if removed && w.orphan {
 			delete(a.workers, t.ID)
 		}
 		if !w.dirty || ctx.Err() != nil {
 			w.running = false
+			asg := a.lastAsg
 			a.mu.Unlock()
+			if removed {
+				// Its network may have been the last user of a bridge.
+				a.housekeeping(ctx, asg)
+			}
 			return
 		}
 		a.mu.Unlock()
@@ -171,11 +194,10 @@ func (a *Agent) runWorker(ctx context.Context, w *worker) {
 }
 
 // sync does what task t needs now. It reports whether the task's container
-// is gone for good (for a task being shut down).
+// and network are gone for good (for a task being shut down).
 func (a *Agent) sync(ctx context.Context, t api.Task) bool {
 	if t.DesiredState == api.DesiredShutdown {
-		a.remove(ctx, t)
-		return true
+		return a.remove(ctx, t)
 	}
 	st, err := a.cfg.Driver.Inspect(ctx, t.ID)
 	switch {
@@ -349,8 +371,8 @@ func (a *Agent) reportedStarted(id string) time.Time {
 }
 
 // remove stops and deletes a task's container and network, then reports
-// it removed.
-func (a *Agent) remove(ctx context.Context, t api.Task) {
+// it removed. It reports whether all is gone.
+func (a *Agent) remove(ctx context.Context, t api.Task) bool {
 	if st, err := a.cfg.Driver.Inspect(ctx, t.ID); err == nil {
 		if st.State == drt.StateRunning {
 			a.report(ctx, t, api.TaskStatus{State: api.StateStopping, ContainerID: t.ID, StartedAt: st.StartedAt})
@@ -365,19 +387,21 @@ func (a *Agent) remove(ctx context.Context, t api.Task) {
 	}
 	if err := a.cfg.Driver.Destroy(ctx, t.ID); err != nil {
 		a.log.Warn("destroy failed; will retry", "task", t.ID, "err", err)
-		return
+		return false
 	}
 	if rec, err := a.readTask(t.ID); err == nil && len(t.Networks) == 0 {
 		t.Networks, t.Spec.Ports = rec.Networks, rec.Spec.Ports
 	}
 	if err := a.cfg.Network.Detach(ctx, netRequest(t)); err != nil {
-		a.log.Warn("network detach failed", "task", t.ID, "err", err)
+		a.log.Warn("network detach failed; will retry", "task", t.ID, "err", err)
+		return false
 	}
 	_ = os.RemoveAll(a.taskDir(t.ID))
 	a.report(ctx, t, api.TaskStatus{State: api.StateRemoved})
 	a.mu.Lock()
 	delete(a.reported, t.ID)
 	a.mu.Unlock()
+	return true
 }
 
 // report sends a status when it differs from what the server last heard.

@@ -25,7 +25,10 @@ type Globals struct {
 
 // AddGlobalFlags registers the shared flags on the root command.
 func AddGlobalFlags(cmd *cobra.Command, g *Globals) {
-	f := cmd.PersistentFlags()
+	// Root-level flags, parsed before the subcommand (TraverseChildren), as
+	// in Docker Compose: `drover -f FILE logs -f` reads FILE and follows.
+	cmd.TraverseChildren = true
+	f := cmd.Flags()
 	f.StringArrayVarP(&g.Files, "file", "f", nil, "Compose configuration file (repeatable)")
 	f.StringVarP(&g.ProjectName, "project-name", "p", "", "project name (default: the project directory's name)")
 	f.StringVar(&g.ProjectDir, "project-directory", "", "project directory (default: the first file's directory)")

@@ -2,6 +2,9 @@ package integration
 
 import (
 	"fmt"
+	"testing"
+
+	"github.com/miekg/dns"
 	"io"
 	"net"
 	"net/http"
@@ -42,4 +45,23 @@ func countLines(out, substr string) int {
 		}
 	}
 	return n
+}
+
+// lookupA asks the DNS server at server:53 for name's A records.
+func lookupA(t *testing.T, server, name string) []string {
+	t.Helper()
+	m := new(dns.Msg)
+	m.SetQuestion(dns.Fqdn(name), dns.TypeA)
+	c := &dns.Client{Timeout: 2 * time.Second}
+	r, _, err := c.Exchange(m, net.JoinHostPort(server, "53"))
+	if err != nil {
+		t.Fatalf("DNS query for %s at %s: %v", name, server, err)
+	}
+	var ips []string
+	for _, rr := range r.Answer {
+		if a, ok := rr.(*dns.A); ok {
+			ips = append(ips, a.A.String())
+		}
+	}
+	return ips
 }

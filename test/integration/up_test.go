@@ -83,27 +83,40 @@ services:
 		}
 	}
 
-	// DNS: the client reaches web by its service name, and the answers
-	// rotate over both replicas.
+	// DNS: the client reaches web by its service name.
 	hostnames := map[string]bool{}
+	webIPs := map[string]bool{}
+	var gateway string
 	for _, tk := range s.Tasks("webapp") {
 		if tk.Service == "web" && tk.DesiredState == api.DesiredRunning {
 			hostnames[tk.Hostname()] = true
+			for _, ip := range tk.Status.Addresses {
+				webIPs[ip] = true
+			}
+			gateway = tk.Networks[0].Network.Gateway
 		}
 	}
 	re := regexp.MustCompile(`got: <h1>Hello from (\S+)</h1>`)
-	seen := map[string]bool{}
-	s.WaitFor("client reaching both web replicas by name", 40*time.Second, func() bool {
+	s.WaitFor("client reaching web by its service name", 40*time.Second, func() bool {
 		out, _ := s.DroverIn(dir, "logs", "client")
-		for _, m := range re.FindAllStringSubmatch(out, -1) {
-			seen[m[1]] = true
-		}
-		return len(seen) >= 2
+		m := re.FindStringSubmatch(out)
+		return m != nil && hostnames[m[1]]
 	})
-	for h := range seen {
-		if !hostnames[h] {
-			t.Errorf("client saw hostname %q, not one of the web tasks %v", h, hostnames)
+	// The node's DNS server answers the service name with every replica, in
+	// rotating order.
+	firsts := map[string]bool{}
+	for i := 0; i < 4; i++ {
+		ips := lookupA(t, gateway, "web")
+		if len(ips) != 2 || !webIPs[ips[0]] || !webIPs[ips[1]] {
+			t.Fatalf("DNS answer for web: %v, want the replicas %v", ips, webIPs)
 		}
+		firsts[ips[0]] = true
+	}
+	if len(firsts) != 2 {
+		t.Errorf("DNS answers for web do not rotate: first addresses %v", firsts)
+	}
+	if ips := lookupA(t, gateway, "webapp-client-1"); len(ips) != 1 {
+		t.Errorf("container name webapp-client-1 resolves to %v", ips)
 	}
 
 	// logs: prefixed by container name; --tail limits per container.
