@@ -5,10 +5,10 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 
 	"github.com/drover-org/drover/internal/cli"
@@ -29,15 +29,9 @@ func main() {
 	err := newRoot().ExecuteContext(ctx)
 	stop()
 	if err != nil {
-		fmt.Fprintln(os.Stderr, "drover:", oneLine(err))
+		fmt.Fprintln(os.Stderr, "drover:", strings.Join(strings.Fields(err.Error()), " "))
 		os.Exit(1)
 	}
-}
-
-func oneLine(err error) string {
-	var ee interface{ ExitCode() int }
-	_ = errors.As(err, &ee)
-	return err.Error()
 }
 
 func newRoot() *cobra.Command {

@@ -126,8 +126,8 @@ func waitRunning(ctx context.Context, c *api.Client, out io.Writer, dr api.Deplo
 		}
 		if len(failures) > 0 {
 			sort.Strings(failures)
-			return fmt.Errorf("%s\nthe project stays deployed as it is: fix the cause and run `drover up` again, or `drover down`",
-				strings.Join(failures, "\n"))
+			return fmt.Errorf("%s (the project stays deployed as it is: fix the cause and run `drover up` again, or `drover down`)",
+				strings.Join(failures, "; "))
 		}
 		if done {
 			return nil

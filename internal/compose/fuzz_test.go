@@ -25,12 +25,11 @@ func FuzzLoad(f *testing.F) {
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
-		watchdog := time.AfterFunc(8*time.Second, func() {
-			_ = os.WriteFile("/tmp/slow-input.yaml", content, 0o644)
-			panic("Load took more than 8s on this input")
-		})
-		defer watchdog.Stop()
+		start := time.Now()
 		res, err := Load(ctx, Options{Files: []string{file}, ProjectName: "fuzz", Environ: []string{"A=1"}})
+		if d := time.Since(start); d > 5*time.Second {
+			t.Errorf("Load took %v", d)
+		}
 		if err != nil {
 			var ce *Error
 			if !errors.As(err, &ce) {

@@ -587,14 +587,15 @@ func (s *suite) testStop(t *testing.T) {
 	})
 	t.Run("BadSignal", func(t *testing.T) {
 		sp := s.spec(t, ImageOCI, "sleep", "60")
-		s.startReadyNoLog(t, sp)
+		s.startOnly(t, sp)
 		if err := s.d.Stop(ctxFor(t), sp.ID, "SIGNOPE", time.Second); err == nil {
 			t.Error("Stop with an unknown signal name succeeded")
 		}
 	})
 }
 
-func (s *suite) startReadyNoLog(t *testing.T, sp runtime.ContainerSpec) {
+// startOnly starts a container without waiting for output.
+func (s *suite) startOnly(t *testing.T, sp runtime.ContainerSpec) {
 	t.Helper()
 	if _, err := s.d.Start(ctxFor(t), sp); err != nil {
 		t.Fatalf("Start: %v", err)
@@ -604,7 +605,7 @@ func (s *suite) startReadyNoLog(t *testing.T, sp runtime.ContainerSpec) {
 func (s *suite) testDestroy(t *testing.T) {
 	ctx := ctxFor(t)
 	sp := s.spec(t, ImageOCI, "sleep", "60")
-	s.startReadyNoLog(t, sp)
+	s.startOnly(t, sp)
 	ch, err := s.d.Wait(ctx, sp.ID)
 	if err != nil {
 		t.Fatal(err)
