@@ -56,7 +56,22 @@ func Binaries(t testing.TB) (string, string) {
 			buildErr = fmt.Errorf("go build: %v\n%s", err, out)
 			return
 		}
-		img, err := imagebuild.Build(imagebuild.Options{})
+		// The test image is busybox plus the project's small test programs,
+		// built static.
+		udpecho := filepath.Join(buildDir, "udpecho")
+		cmd = exec.Command("go", "build", "-o", udpecho, "./test/testprogs/udpecho")
+		cmd.Dir = RepoRoot(t)
+		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+		if out, err := cmd.CombinedOutput(); err != nil {
+			buildErr = fmt.Errorf("go build udpecho: %v\n%s", err, out)
+			return
+		}
+		prog, err := os.ReadFile(udpecho)
+		if err != nil {
+			buildErr = err
+			return
+		}
+		img, err := imagebuild.Build(imagebuild.Options{Files: map[string]imagebuild.File{"/bin/udpecho": {Mode: 0o755, Data: prog}}})
 		if err != nil {
 			buildErr = err
 			return
