@@ -21,6 +21,133 @@ type ServiceSpec struct {
 	StopSignal      string            `json:"stopSignal,omitempty"`
 	StopGracePeriod Duration          `json:"stopGracePeriod,omitempty"`
 	ExtraHosts      []ExtraHost       `json:"extraHosts,omitempty"`
+
+	// ClearCommand and ClearEntrypoint mean the file set `command: []` or
+	// `entrypoint: []`: drop the image's value.
+	ClearCommand    bool `json:"clearCommand,omitempty"`
+	ClearEntrypoint bool `json:"clearEntrypoint,omitempty"`
+
+	Healthcheck *Healthcheck `json:"healthcheck,omitempty"`
+	DependsOn   []Dependency `json:"dependsOn,omitempty"`
+	Mounts      []Mount      `json:"mounts,omitempty"`
+	Secrets     []FileRef    `json:"secrets,omitempty"`
+	Configs     []FileRef    `json:"configs,omitempty"`
+	// NetworkMode is "" (the service's networks), "host", "none" or
+	// "service:NAME".
+	NetworkMode string `json:"networkMode,omitempty"`
+
+	Settings ContainerSettings `json:"settings,omitzero"`
+}
+
+// ContainerSettings are the container-level knobs of a Compose service.
+// Zero values mean Docker's defaults.
+type ContainerSettings struct {
+	CapAdd       []string          `json:"capAdd,omitempty"`
+	CapDrop      []string          `json:"capDrop,omitempty"`
+	Privileged   bool              `json:"privileged,omitempty"`
+	Devices      []Device          `json:"devices,omitempty"`
+	Sysctls      map[string]string `json:"sysctls,omitempty"`
+	Ulimits      []Ulimit          `json:"ulimits,omitempty"`
+	ShmSize      int64             `json:"shmSize,omitempty"` // bytes
+	Init         bool              `json:"init,omitempty"`
+	Pid          string            `json:"pid,omitempty"` // "host" or ""
+	Ipc          string            `json:"ipc,omitempty"` // "host", "private", "shareable" or ""
+	SecurityOpt  []string          `json:"securityOpt,omitempty"`
+	ReadOnly     bool              `json:"readOnly,omitempty"`
+	DNS          []string          `json:"dns,omitempty"`
+	DNSSearch    []string          `json:"dnsSearch,omitempty"`
+	DNSOpt       []string          `json:"dnsOpt,omitempty"`
+	Domainname   string            `json:"domainname,omitempty"`
+	MacAddress   string            `json:"macAddress,omitempty"`
+	OomScoreAdj  int               `json:"oomScoreAdj,omitempty"`
+	StdinOpen    bool              `json:"stdinOpen,omitempty"`
+	Tty          bool              `json:"tty,omitempty"`
+	MemLimit     int64             `json:"memLimit,omitempty"`     // bytes; also deploy.resources.limits.memory
+	MemswapLimit int64             `json:"memswapLimit,omitempty"` // bytes; -1 unlimited
+	CPUs         float64           `json:"cpus,omitempty"`         // also deploy.resources.limits.cpus
+	CPUShares    int64             `json:"cpuShares,omitempty"`
+	PidsLimit    int64             `json:"pidsLimit,omitempty"` // also deploy.resources.limits.pids
+	GroupAdd     []string          `json:"groupAdd,omitempty"`
+	// LogMaxSize and LogMaxFile come from logging.options max-size and
+	// max-file (json-file and local drivers).
+	LogMaxSize int64 `json:"logMaxSize,omitempty"`
+	LogMaxFile int   `json:"logMaxFile,omitempty"`
+}
+
+// Device maps a host device into the container.
+type Device struct {
+	Host        string `json:"host"`
+	Container   string `json:"container"`
+	Permissions string `json:"permissions,omitempty"` // e.g. "rwm"
+}
+
+// Ulimit is a resource limit by its Compose name (nofile, nproc, ...).
+type Ulimit struct {
+	Name string `json:"name"`
+	Soft int64  `json:"soft"`
+	Hard int64  `json:"hard"`
+}
+
+// Healthcheck is how the agent probes a container. Test is in Compose's
+// form: ["CMD", args...], ["CMD-SHELL", "command"] or ["NONE"]. A nil
+// Healthcheck means the image's own HEALTHCHECK, if any.
+type Healthcheck struct {
+	Test          []string `json:"test,omitempty"`
+	Interval      Duration `json:"interval,omitempty"`      // default 30s
+	Timeout       Duration `json:"timeout,omitempty"`       // default 30s
+	StartPeriod   Duration `json:"startPeriod,omitempty"`   // default 0
+	StartInterval Duration `json:"startInterval,omitempty"` // default 5s
+	Retries       int      `json:"retries,omitempty"`       // default 3
+	Disable       bool     `json:"disable,omitempty"`
+}
+
+// Dependency conditions, as in Compose's depends_on.
+const (
+	ConditionStarted   = "service_started"
+	ConditionHealthy   = "service_healthy"
+	ConditionCompleted = "service_completed_successfully"
+)
+
+// Dependency is one entry of depends_on.
+type Dependency struct {
+	Service   string `json:"service"`
+	Condition string `json:"condition"`
+	Required  bool   `json:"required"`
+	Restart   bool   `json:"restart,omitempty"`
+}
+
+// Mount types.
+const (
+	MountBind   = "bind"
+	MountVolume = "volume"
+	MountTmpfs  = "tmpfs"
+)
+
+// Mount is one entry of a service's volumes (or tmpfs). For a bind,
+// Source is an absolute host path (the client resolves relative paths
+// against the project directory); for a volume, the volume's key in the
+// file (empty: an anonymous volume).
+type Mount struct {
+	Type           string `json:"type"`
+	Source         string `json:"source,omitempty"`
+	Target         string `json:"target"`
+	ReadOnly       bool   `json:"readOnly,omitempty"`
+	CreateHostPath bool   `json:"createHostPath,omitempty"` // bind: create a missing source dir
+	NoCopy         bool   `json:"noCopy,omitempty"`         // volume: do not copy the image's data in
+	Subpath        string `json:"subpath,omitempty"`        // volume: mount this path of the volume
+	TmpfsSize      int64  `json:"tmpfsSize,omitempty"`      // bytes
+	TmpfsMode      uint32 `json:"tmpfsMode,omitempty"`
+}
+
+// FileRef puts a secret or config into the container as a read-only file.
+// Target defaults to /run/secrets/<Source> for secrets and /<Source> for
+// configs.
+type FileRef struct {
+	Source string `json:"source"`
+	Target string `json:"target,omitempty"`
+	UID    string `json:"uid,omitempty"`
+	GID    string `json:"gid,omitempty"`
+	Mode   uint32 `json:"mode,omitempty"` // default 0444
 }
 
 // PortSpec is a published port. Published 0 asks for no host port (the
@@ -34,8 +161,9 @@ type PortSpec struct {
 
 // ServiceNetwork attaches a service to one of its stack's networks.
 type ServiceNetwork struct {
-	Name    string   `json:"name"`
-	Aliases []string `json:"aliases,omitempty"`
+	Name        string   `json:"name"`
+	Aliases     []string `json:"aliases,omitempty"`
+	IPv4Address string   `json:"ipv4Address,omitempty"`
 }
 
 // ExtraHost is a line added to the container's /etc/hosts.

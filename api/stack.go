@@ -9,12 +9,44 @@ type StackSpec struct {
 	Name     string        `json:"name"`
 	Services []ServiceSpec `json:"services"`
 	Networks []NetworkSpec `json:"networks,omitempty"`
+	Volumes  []VolumeSpec  `json:"volumes,omitempty"`
+	// Secrets and configs carry their content: the client reads files and
+	// environment variables. The server keeps the content apart and never
+	// shows it in listings.
+	Secrets []SecretSpec `json:"secrets,omitempty"`
+	Configs []SecretSpec `json:"configs,omitempty"`
 }
 
 // NetworkSpec is a Compose network of a stack, by its key in the file.
 type NetworkSpec struct {
 	Name   string            `json:"name"`
 	Labels map[string]string `json:"labels,omitempty"`
+	// External names an existing network (by its full name) instead of
+	// creating one.
+	External     bool              `json:"external,omitempty"`
+	ExternalName string            `json:"externalName,omitempty"`
+	Internal     bool              `json:"internal,omitempty"` // no route out
+	EnableIPv6   bool              `json:"enableIPv6,omitempty"`
+	Subnet       string            `json:"subnet,omitempty"` // from ipam.config, if given
+	DriverOpts   map[string]string `json:"driverOpts,omitempty"`
+}
+
+// VolumeSpec is a top-level named volume.
+type VolumeSpec struct {
+	Name         string            `json:"name"`
+	External     bool              `json:"external,omitempty"`
+	ExternalName string            `json:"externalName,omitempty"`
+	Driver       string            `json:"driver,omitempty"` // "" or "local"
+	DriverOpts   map[string]string `json:"driverOpts,omitempty"`
+	Labels       map[string]string `json:"labels,omitempty"`
+}
+
+// SecretSpec is a top-level secret or config with its content.
+type SecretSpec struct {
+	Name    string `json:"name"`
+	Content []byte `json:"content,omitempty"`
+	// External names a secret already stored on the server.
+	External bool `json:"external,omitempty"`
 }
 
 // Stack is a deployed Compose project as the server stores it.

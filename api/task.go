@@ -100,10 +100,25 @@ type TaskStatus struct {
 	PID         int               `json:"pid,omitempty"`
 	ExitCode    int               `json:"exitCode"`
 	Addresses   map[string]string `json:"addresses,omitempty"` // network full name -> IPv4
-	StartedAt   time.Time         `json:"startedAt,omitzero"`
-	FinishedAt  time.Time         `json:"finishedAt,omitzero"`
-	UpdatedAt   time.Time         `json:"updatedAt,omitzero"`
+	// Health is "" (no health check), "starting", "healthy" or "unhealthy".
+	Health string `json:"health,omitempty"`
+	// HealthLog is the output of the last failed probe, for ps and events.
+	HealthLog  string    `json:"healthLog,omitempty"`
+	StartedAt  time.Time `json:"startedAt,omitzero"`
+	FinishedAt time.Time `json:"finishedAt,omitzero"`
+	UpdatedAt  time.Time `json:"updatedAt,omitzero"`
 }
+
+// DependencyFailed starts the Unplaced reason of a task whose dependency
+// can no longer meet its condition; `up` fails on it.
+const DependencyFailed = "dependency failed: "
+
+// Health states.
+const (
+	HealthStarting  = "starting"
+	HealthHealthy   = "healthy"
+	HealthUnhealthy = "unhealthy"
+)
 
 // Terminal reports whether the task's container has ended for good.
 func (s TaskStatus) Terminal() bool {

@@ -100,7 +100,11 @@ func psEntry(t api.Task, now time.Time) PSEntry {
 	switch t.Status.State {
 	case api.StateRunning:
 		e.State = "running"
+		e.Health = t.Status.Health
 		e.Status = "Up " + humanDuration(now.Sub(t.Status.StartedAt))
+		if e.Health != "" {
+			e.Status += " (" + e.Health + ")"
+		}
 	case api.StateExited:
 		e.State = "exited"
 		e.Status = fmt.Sprintf("Exited (%d) %s ago", t.Status.ExitCode, humanDuration(now.Sub(t.Status.FinishedAt)))

@@ -14,7 +14,8 @@ import (
 )
 
 func upCommand(g *Globals) *cobra.Command {
-	var detach, removeOrphans bool
+	var detach, removeOrphans, wait bool
+	var waitTimeout time.Duration
 	cmd := &cobra.Command{
 		Use:   "up",
 		Short: "Create and start the project's containers",
@@ -22,15 +23,30 @@ func upCommand(g *Globals) *cobra.Command {
 			"otherwise it streams the containers' logs until Ctrl-C, then takes the project down.",
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			return runUp(cmd.Context(), g, detach, removeOrphans)
+			ctx := cmd.Context()
+			if wait {
+				detach = true
+				if waitTimeout > 0 {
+					var cancel context.CancelFunc
+					ctx, cancel = context.WithTimeout(ctx, waitTimeout)
+					defer cancel()
+				}
+			}
+			return runUp(ctx, g, upOptions{detach: detach, removeOrphans: removeOrphans, waitHealthy: wait})
 		},
 	}
+	cmd.Flags().BoolVar(&wait, "wait", false, "wait until the containers run and are healthy (implies -d)")
+	cmd.Flags().DurationVar(&waitTimeout, "wait-timeout", 0, "with --wait, give up after this long (e.g. 60s)")
 	cmd.Flags().BoolVarP(&detach, "detach", "d", false, "return once the containers run")
 	cmd.Flags().BoolVar(&removeOrphans, "remove-orphans", false, "remove services the Compose file no longer defines")
 	return cmd
 }
 
-func runUp(ctx context.Context, g *Globals, detach, removeOrphans bool) error {
+type upOptions struct {
+	detach, removeOrphans, waitHealthy bool
+}
+
+func runUp(ctx context.Context, g *Globals, o upOptions) error {
 	res, err := g.LoadProject(ctx)
 	if err != nil {
 		return err
@@ -42,18 +58,18 @@ func runUp(ctx context.Context, g *Globals, detach, removeOrphans bool) error {
 	if err != nil {
 		return err
 	}
-	dr, err := c.DeployStack(ctx, res.Spec, removeOrphans)
+	dr, err := c.DeployStack(ctx, res.Spec, o.removeOrphans)
 	if err != nil {
 		return fmt.Errorf("deploy project %q: %w", res.Spec.Name, err)
 	}
-	if len(dr.Orphans) > 0 && !removeOrphans {
+	if len(dr.Orphans) > 0 && !o.removeOrphans {
 		fmt.Fprintf(g.Err, "WARN Found orphan services (%s) for project %q. Run up with --remove-orphans to remove them.\n",
 			strings.Join(dr.Orphans, ", "), res.Spec.Name)
 	}
-	if err := waitRunning(ctx, c, g.Err, dr); err != nil {
+	if err := waitRunning(ctx, c, g.Err, dr, o.waitHealthy); err != nil {
 		return err
 	}
-	if detach {
+	if o.detach {
 		return nil
 	}
 	fmt.Fprintf(g.Err, "Attaching to project %s; press Ctrl-C to stop it\n", res.Spec.Name)
@@ -69,7 +85,7 @@ func runUp(ctx context.Context, g *Globals, detach, removeOrphans bool) error {
 
 // waitRunning follows the project's tasks until every service has its
 // replicas started, printing progress; a task that fails ends it.
-func waitRunning(ctx context.Context, c *api.Client, out io.Writer, dr api.DeployResult) error {
+func waitRunning(ctx context.Context, c *api.Client, out io.Writer, dr api.DeployResult, healthy bool) error {
 	versions := map[string]api.Service{}
 	for _, s := range dr.Services {
 		versions[s.Spec.Name] = s
@@ -96,6 +112,16 @@ func waitRunning(ctx context.Context, c *api.Client, out io.Writer, dr api.Deplo
 			switch t.Status.State {
 			case api.StateRunning:
 				line = "Started"
+				if healthy && t.Status.Health == api.HealthUnhealthy {
+					line = "Error"
+					t.Status.Message = "unhealthy: " + t.Status.HealthLog
+					failures = append(failures, fmt.Sprintf("service %q: container %s is unhealthy", t.Service, t.Name()))
+				} else if healthy && t.Status.Health == api.HealthStarting {
+					done = false
+					continue
+				} else if t.Status.Health == api.HealthHealthy {
+					line = "Healthy"
+				}
 			case api.StateExited:
 				line = fmt.Sprintf("Exited (%d)", t.Status.ExitCode)
 			case api.StateFailed:
@@ -103,6 +129,10 @@ func waitRunning(ctx context.Context, c *api.Client, out io.Writer, dr api.Deplo
 				failures = append(failures, fmt.Sprintf("service %q: container %s: %s", t.Service, t.Name(), t.Status.Message))
 			default:
 				done = false
+				if strings.HasPrefix(t.Unplaced, api.DependencyFailed) {
+					failures = append(failures, fmt.Sprintf("service %q: %s", t.Service, t.Unplaced))
+					continue
+				}
 				if t.Unplaced != "" && t.Unplaced != lastUnplaced {
 					lastUnplaced = t.Unplaced
 					fmt.Fprintf(out, " ⠿ Container %s  Waiting: %s\n", t.Name(), t.Unplaced)
@@ -134,6 +164,9 @@ func waitRunning(ctx context.Context, c *api.Client, out io.Writer, dr api.Deplo
 		}
 		select {
 		case <-ctx.Done():
+			if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+				return errors.New("--wait-timeout ran out before every container was running and healthy; the project stays deployed (`drover down` removes it)")
+			}
 			return errors.New("interrupted while waiting for the containers to start; the project stays deployed (`drover down` removes it)")
 		case <-tick.C:
 		}

@@ -1,6 +1,7 @@
 package orchestrator
 
 import (
+	"fmt"
 	"sort"
 	"time"
 
@@ -104,15 +105,28 @@ func Reconcile(in Input) Actions {
 			case cur.SpecVersion != svc.Version:
 				act.Shutdown = append(act.Shutdown, cur.ID)
 				act.Create = append(act.Create, newTask(in, svc, slot, nil))
+			case cur.Status.State == api.StateRunning && cur.Status.Health == api.HealthUnhealthy:
+				// As Swarm does: an unhealthy container is replaced,
+				// whatever the restart condition, with the same back-off.
+				p := svc.Spec.Restart
+				p.Condition = api.RestartAny
+				restart, due := restartDecision(p, cur, in.Now)
+				if !restart {
+					continue
+				}
+				if in.Now.Before(due) {
+					act.Wake = earliest(act.Wake, due)
+					continue
+				}
+				act.Shutdown = append(act.Shutdown, cur.ID)
+				act.Create = append(act.Create, newTask(in, svc, slot, restartHistory(cur, svc.Spec.Restart, in.Now)))
 			case cur.Status.State == api.StateExited || cur.Status.State == api.StateFailed:
 				restart, due := restartDecision(svc.Spec.Restart, cur, in.Now)
 				if !restart {
 					continue
 				}
 				if in.Now.Before(due) {
-					if act.Wake.IsZero() || due.Before(act.Wake) {
-						act.Wake = due
-					}
+					act.Wake = earliest(act.Wake, due)
 					continue
 				}
 				act.Shutdown = append(act.Shutdown, cur.ID)
@@ -134,8 +148,20 @@ func Reconcile(in Input) Actions {
 		}
 	}
 
-	// Place new tasks and those still waiting for a node.
-	pending := append(unassigned, act.Create...)
+	// Place new tasks and those still waiting for a node, unless their
+	// service still waits for its dependencies.
+	blocked := map[string]string{}
+	for key, svc := range services {
+		if r := dependencyBlock(svc, services, bySlot); r != "" {
+			blocked[key] = r
+		}
+	}
+	var pending []api.Task
+	for _, t := range append(append([]api.Task(nil), unassigned...), act.Create...) {
+		if _, ok := blocked[t.Stack+"/"+t.Service]; !ok {
+			pending = append(pending, t)
+		}
+	}
 	plan := scheduler.Schedule(in.Nodes, placed, pending)
 	where := map[string]string{}
 	for _, p := range plan.Placements {
@@ -153,6 +179,11 @@ func Reconcile(in Input) Actions {
 	for _, u := range plan.Unplaced {
 		reasons[u.TaskID] = u.Reason
 	}
+	for _, t := range append(append([]api.Task(nil), unassigned...), act.Create...) {
+		if r, ok := blocked[t.Stack+"/"+t.Service]; ok {
+			reasons[t.ID] = r
+		}
+	}
 	for i := range act.Create {
 		act.Create[i].Unplaced = reasons[act.Create[i].ID]
 	}
@@ -169,6 +200,72 @@ func Reconcile(in Input) Actions {
 	}
 	sort.Strings(act.DeleteStacks)
 	return act
+}
+
+func earliest(a, b time.Time) time.Time {
+	if a.IsZero() || b.Before(a) {
+		return b
+	}
+	return a
+}
+
+// dependencyBlock says why svc may not start yet, or "" when every
+// dependency meets its condition. A reason starting with
+// api.DependencyFailed means it never will as things stand.
+func dependencyBlock(svc api.Service, services map[string]api.Service, bySlot map[string]map[int][]api.Task) string {
+	for _, d := range svc.Spec.DependsOn {
+		dep, ok := services[svc.Stack+"/"+d.Service]
+		if !ok {
+			if d.Required {
+				return fmt.Sprintf("%sservice %q is not deployed", api.DependencyFailed, d.Service)
+			}
+			continue
+		}
+		var running, healthy, done int
+		for slot := 1; slot <= dep.Spec.Replicas; slot++ {
+			live := newestFirst(bySlot[svc.Stack+"/"+d.Service][slot])
+			if len(live) == 0 || live[0].SpecVersion != dep.Version {
+				continue
+			}
+			t := live[0]
+			st := t.Status
+			switch {
+			case st.State == api.StateFailed:
+				return fmt.Sprintf("%scontainer %s of %q failed to start: %s", api.DependencyFailed, t.Name(), d.Service, st.Message)
+			case st.State == api.StateExited && d.Condition == api.ConditionCompleted && st.ExitCode != 0:
+				return fmt.Sprintf("%scontainer %s of %q exited with code %d", api.DependencyFailed, t.Name(), d.Service, st.ExitCode)
+			case st.State == api.StateRunning && d.Condition == api.ConditionHealthy && st.Health == "":
+				return fmt.Sprintf("%s%q has no health check, so it cannot become healthy", api.DependencyFailed, d.Service)
+			case st.State == api.StateRunning && d.Condition == api.ConditionHealthy && st.Health == api.HealthUnhealthy:
+				return fmt.Sprintf("%scontainer %s of %q is unhealthy", api.DependencyFailed, t.Name(), d.Service)
+			}
+			if st.State == api.StateRunning {
+				running++
+				if st.Health == api.HealthHealthy {
+					healthy++
+				}
+			}
+			if st.State == api.StateExited {
+				done++
+			}
+		}
+		want := dep.Spec.Replicas
+		switch d.Condition {
+		case api.ConditionHealthy:
+			if healthy < want {
+				return fmt.Sprintf("waiting for %q to be healthy (%d/%d)", d.Service, healthy, want)
+			}
+		case api.ConditionCompleted:
+			if done < want {
+				return fmt.Sprintf("waiting for %q to complete (%d/%d)", d.Service, done, want)
+			}
+		default:
+			if running+done < want {
+				return fmt.Sprintf("waiting for %q to start (%d/%d)", d.Service, running+done, want)
+			}
+		}
+	}
+	return ""
 }
 
 // newestFirst orders a slot's live tasks, the one to keep first.

@@ -258,3 +258,24 @@ func TestOpenAPICoversRoutes(t *testing.T) {
 		t.Errorf("openapi.yaml and the server disagree.\ndescribed:\n%s\nserved:\n%s", strings.Join(described, "\n"), strings.Join(served, "\n"))
 	}
 }
+
+func TestValidateDependencies(t *testing.T) {
+	dep := func(name string, on ...string) api.ServiceSpec {
+		s := service(name, 1)
+		for _, o := range on {
+			s.DependsOn = append(s.DependsOn, api.Dependency{Service: o, Condition: api.ConditionStarted, Required: true})
+		}
+		return s
+	}
+	err := ValidateSpec(spec("app", dep("a", "b"), dep("b", "c"), dep("c", "a")))
+	if !errors.Is(err, api.ErrInvalid) || !strings.Contains(err.Error(), "dependency cycle: a -> b -> c -> a") {
+		t.Errorf("cycle: %v", err)
+	}
+	err = ValidateSpec(spec("app", dep("a", "ghost")))
+	if err == nil || !strings.Contains(err.Error(), `service "a": depends_on: service "ghost" is not defined`) {
+		t.Errorf("unknown dependency: %v", err)
+	}
+	if err := ValidateSpec(spec("app", dep("a", "b"), dep("b"))); err != nil {
+		t.Errorf("valid chain refused: %v", err)
+	}
+}

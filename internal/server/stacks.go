@@ -1,11 +1,12 @@
 package server
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
-	"reflect"
 	"sort"
 
 	"time"
@@ -122,7 +123,7 @@ func (s *Server) planDeploy(snap *store.Snapshot, spec api.StackSpec, removeOrph
 		key := store.ServiceKey(spec.Name, sp.Name)
 		old, ok := existing[sp.Name]
 		delete(existing, sp.Name)
-		if ok && reflect.DeepEqual(normalize(old.Spec), normalize(sp)) {
+		if ok && sameSpec(old.Spec, sp) {
 			res.Services = append(res.Services, old)
 			continue
 		}
@@ -145,21 +146,11 @@ func (s *Server) planDeploy(snap *store.Snapshot, spec api.StackSpec, removeOrph
 	return txn, res, nil
 }
 
-// normalize makes equal specs compare equal whatever their nil-ness.
-func normalize(sp api.ServiceSpec) api.ServiceSpec {
-	if len(sp.Labels) == 0 {
-		sp.Labels = nil
-	}
-	if len(sp.Env) == 0 {
-		sp.Env = nil
-	}
-	if len(sp.Ports) == 0 {
-		sp.Ports = nil
-	}
-	if len(sp.ExtraHosts) == 0 {
-		sp.ExtraHosts = nil
-	}
-	return sp
+// sameSpec compares specs by their wire form, so nil and empty agree.
+func sameSpec(a, b api.ServiceSpec) bool {
+	x, err1 := json.Marshal(a)
+	y, err2 := json.Marshal(b)
+	return err1 == nil && err2 == nil && bytes.Equal(x, y)
 }
 
 // checkPortConflicts refuses a host port that another service already

@@ -30,6 +30,16 @@ func ValidateSpec(spec api.StackSpec) error {
 		}
 		nets[n.Name] = true
 	}
+	volumes, secrets, configs := map[string]bool{}, map[string]bool{}, map[string]bool{}
+	for _, v := range spec.Volumes {
+		volumes[v.Name] = true
+	}
+	for _, v := range spec.Secrets {
+		secrets[v.Name] = true
+	}
+	for _, v := range spec.Configs {
+		configs[v.Name] = true
+	}
 	seen := map[string]bool{}
 	for _, s := range spec.Services {
 		fail := func(key, format string, args ...any) error {
@@ -82,6 +92,104 @@ func ValidateSpec(spec api.StackSpec) error {
 				return fail("environment", "%q: want KEY=VALUE", e)
 			}
 		}
+		for _, d := range s.DependsOn {
+			switch d.Condition {
+			case api.ConditionStarted, api.ConditionHealthy, api.ConditionCompleted:
+			default:
+				return fail("depends_on", "%q: condition %q: must be service_started, service_healthy or service_completed_successfully", d.Service, d.Condition)
+			}
+		}
+		for _, m := range s.Mounts {
+			if !strings.HasPrefix(m.Target, "/") {
+				return fail("volumes", "target %q must be an absolute path", m.Target)
+			}
+			switch m.Type {
+			case api.MountBind:
+				if !strings.HasPrefix(m.Source, "/") {
+					return fail("volumes", "bind source %q must be an absolute path", m.Source)
+				}
+			case api.MountVolume:
+				if m.Source != "" && !volumes[m.Source] {
+					return fail("volumes", "volume %q is not declared in the top-level volumes", m.Source)
+				}
+			case api.MountTmpfs:
+			default:
+				return fail("volumes", "type %q: must be bind, volume or tmpfs", m.Type)
+			}
+		}
+		for _, r := range s.Secrets {
+			if !secrets[r.Source] {
+				return fail("secrets", "secret %q is not declared in the top-level secrets", r.Source)
+			}
+		}
+		for _, r := range s.Configs {
+			if !configs[r.Source] {
+				return fail("configs", "config %q is not declared in the top-level configs", r.Source)
+			}
+		}
+	}
+	return checkDependencies(spec)
+}
+
+// checkDependencies refuses depends_on entries that name no service (when
+// required) and dependency cycles, before anything starts.
+func checkDependencies(spec api.StackSpec) error {
+	deps := map[string][]string{}
+	for _, s := range spec.Services {
+		for _, d := range s.DependsOn {
+			deps[s.Name] = append(deps[s.Name], d.Service)
+		}
+	}
+	for _, s := range spec.Services {
+		for _, d := range s.DependsOn {
+			if _, ok := findService(spec, d.Service); !ok && d.Required {
+				return api.Errorf(api.ErrInvalid, "service %q: depends_on: service %q is not defined", s.Name, d.Service)
+			}
+		}
+	}
+	const (
+		unvisited = iota
+		visiting
+		done
+	)
+	state := map[string]int{}
+	var path []string
+	var visit func(string) error
+	visit = func(n string) error {
+		switch state[n] {
+		case visiting:
+			i := 0
+			for path[i] != n {
+				i++
+			}
+			return api.Errorf(api.ErrInvalid, "depends_on: dependency cycle: %s -> %s", strings.Join(path[i:], " -> "), n)
+		case done:
+			return nil
+		}
+		state[n] = visiting
+		path = append(path, n)
+		for _, d := range deps[n] {
+			if err := visit(d); err != nil {
+				return err
+			}
+		}
+		path = path[:len(path)-1]
+		state[n] = done
+		return nil
+	}
+	for _, s := range spec.Services {
+		if err := visit(s.Name); err != nil {
+			return err
+		}
 	}
 	return nil
+}
+
+func findService(spec api.StackSpec, name string) (api.ServiceSpec, bool) {
+	for _, s := range spec.Services {
+		if s.Name == name {
+			return s, true
+		}
+	}
+	return api.ServiceSpec{}, false
 }
