@@ -140,9 +140,24 @@ func (c *Client) DeployStack(ctx context.Context, spec StackSpec, removeOrphans 
 	return r, c.Do(ctx, http.MethodPut, path, spec, &r)
 }
 
-// RemoveStack starts the removal of a stack.
-func (c *Client) RemoveStack(ctx context.Context, name string) error {
-	return c.Do(ctx, http.MethodDelete, "/v1/stacks/"+url.PathEscape(name), nil, nil)
+// RemoveStack starts the removal of a stack (and of its named volumes).
+func (c *Client) RemoveStack(ctx context.Context, name string, volumes bool) error {
+	path := "/v1/stacks/" + url.PathEscape(name)
+	if volumes {
+		path += "?volumes=true"
+	}
+	return c.Do(ctx, http.MethodDelete, path, nil, nil)
+}
+
+// StackFile reads the content of a stack's secret or config (kind
+// "secret" or "config"); agents use it to mount them.
+func (c *Client) StackFile(ctx context.Context, stack, kind, name string) ([]byte, error) {
+	resp, err := c.Raw(ctx, http.MethodGet, "/v1/stacks/"+url.PathEscape(stack)+"/files/"+kind+"/"+url.PathEscape(name), nil, "")
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	return io.ReadAll(io.LimitReader(resp.Body, 64<<20))
 }
 
 // Stacks lists stacks.

@@ -38,6 +38,9 @@ type Assignments struct {
 	Token     string     `json:"token"`
 	Tasks     []Task     `json:"tasks"`
 	Endpoints []Endpoint `json:"endpoints"`
+	// DeleteVolumes are named volumes (full names) to delete when no task
+	// of the node uses them (`down -v`).
+	DeleteVolumes []string `json:"deleteVolumes,omitempty"`
 }
 
 // Endpoint is a running task's address on one network, for service

@@ -148,6 +148,9 @@ type FileRef struct {
 	UID    string `json:"uid,omitempty"`
 	GID    string `json:"gid,omitempty"`
 	Mode   uint32 `json:"mode,omitempty"` // default 0444
+	// Digest is the content's SHA-256, filled by the server, so that a
+	// changed secret recreates the containers that use it.
+	Digest string `json:"digest,omitempty"`
 }
 
 // PortSpec is a published port. Published 0 asks for no host port (the

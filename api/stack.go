@@ -51,11 +51,15 @@ type SecretSpec struct {
 
 // Stack is a deployed Compose project as the server stores it.
 type Stack struct {
-	Name      string    `json:"name"`
-	Networks  []Network `json:"networks"`
-	Removing  bool      `json:"removing,omitempty"`
-	CreatedAt time.Time `json:"createdAt"`
-	UpdatedAt time.Time `json:"updatedAt"`
+	Name     string    `json:"name"`
+	Networks []Network `json:"networks"`
+	Volumes  []Volume  `json:"volumes,omitempty"`
+	Removing bool      `json:"removing,omitempty"`
+	// RemoveVolumes asks, with Removing, that the named volumes go too
+	// (`down -v`).
+	RemoveVolumes bool      `json:"removeVolumes,omitempty"`
+	CreatedAt     time.Time `json:"createdAt"`
+	UpdatedAt     time.Time `json:"updatedAt"`
 }
 
 // Network is a stack's network with the addresses the control plane leased
@@ -68,6 +72,16 @@ type Network struct {
 	Subnet   string `json:"subnet"`
 	Gateway  string `json:"gateway"`
 	Bridge   string `json:"bridge"`
+}
+
+// Volume is a stack's named volume. FullName is the volume's name on the
+// nodes: "<stack>_<name>" as Docker Compose names it, or the external name.
+type Volume struct {
+	Name       string            `json:"name"`
+	FullName   string            `json:"fullName"`
+	External   bool              `json:"external,omitempty"`
+	DriverOpts map[string]string `json:"driverOpts,omitempty"`
+	Labels     map[string]string `json:"labels,omitempty"`
 }
 
 // DeployResult answers a stack deployment.

@@ -23,15 +23,17 @@ const (
 // A task is never changed into another spec: an update or a restart makes a
 // new task and retires the old one.
 type Task struct {
-	ID           string       `json:"id"`
-	Stack        string       `json:"stack"`
-	Service      string       `json:"service"`
-	Slot         int          `json:"slot"`
-	SpecVersion  uint64       `json:"specVersion"`
-	Spec         ServiceSpec  `json:"spec"`
-	Networks     []Attachment `json:"networks,omitempty"`
-	NodeID       string       `json:"nodeID,omitempty"`
-	DesiredState string       `json:"desiredState"`
+	ID          string       `json:"id"`
+	Stack       string       `json:"stack"`
+	Service     string       `json:"service"`
+	Slot        int          `json:"slot"`
+	SpecVersion uint64       `json:"specVersion"`
+	Spec        ServiceSpec  `json:"spec"`
+	Networks    []Attachment `json:"networks,omitempty"`
+	// Volumes are the stack's named volumes the task mounts.
+	Volumes      []Volume `json:"volumes,omitempty"`
+	NodeID       string   `json:"nodeID,omitempty"`
+	DesiredState string   `json:"desiredState"`
 	// Unplaced says why no node took the task yet (the control plane writes it).
 	Unplaced string `json:"unplaced,omitempty"`
 	// Restarts holds the times this slot was restarted, most recent last,

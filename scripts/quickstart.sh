@@ -6,8 +6,7 @@ cd "$(dirname "$0")/.."
 export PATH="$PATH:/usr/local/go/bin"
 [ "$(id -u)" = 0 ] || { echo "run as root (sudo $0)" >&2; exit 1; }
 ./scripts/install-deps.sh
-go build -o bin/drover ./cmd/drover
-go build -o bin/drover-mkimage ./cmd/drover-mkimage
+go build -o bin/ ./cmd/drover ./cmd/drover-logger ./cmd/drover-mkimage
 export DROVER_HOST=unix:///run/drover/drover.sock
 if ! ./bin/drover version 2>/dev/null | grep -q '^Server:$'; then
   mkdir -p /var/log

@@ -64,6 +64,7 @@ type Agent struct {
 	listening map[string]string         // DNS: network full name -> gateway
 	bridges   map[string]network.Network
 	lastAsg   api.Assignments
+	health    map[string]string // task ID -> health status
 	wake      chan struct{}
 }
 
@@ -93,6 +94,7 @@ func New(cfg Config) (*Agent, error) {
 		reported:  map[string]api.TaskStatus{},
 		listening: map[string]string{},
 		bridges:   map[string]network.Network{},
+		health:    map[string]string{},
 		wake:      make(chan struct{}, 1),
 	}, nil
 }

@@ -23,7 +23,7 @@ func (a *Agent) writeFiles(t api.Task, req network.Request, addrs map[string]str
 	files := map[string]string{
 		"hosts":       hostsFile(t, req, addrs),
 		"hostname":    t.Hostname() + "\n",
-		"resolv.conf": resolvConf(req, a.hostResolvConf()),
+		"resolv.conf": resolvConf(req, t.Spec.Settings, a.hostResolvConf()),
 	}
 	var mounts []drt.Mount
 	for _, name := range []string{"hosts", "hostname", "resolv.conf"} {
@@ -56,11 +56,29 @@ func hostsFile(t api.Task, req network.Request, addrs map[string]string) string 
 
 // resolvConf points the container at the node's DNS server on its first
 // network's gateway; without a network it gets the host's resolvers.
-func resolvConf(req network.Request, host string) string {
-	if len(req.Networks) == 0 {
-		return host
+func resolvConf(req network.Request, set api.ContainerSettings, host string) string {
+	var b strings.Builder
+	if len(req.Networks) == 0 && len(set.DNS) == 0 {
+		b.WriteString(host)
+	} else {
+		if len(req.Networks) > 0 {
+			b.WriteString("nameserver " + req.Networks[0].Gateway + "\n")
+		}
+		for _, ns := range set.DNS {
+			b.WriteString("nameserver " + ns + "\n")
+		}
 	}
-	return "nameserver " + req.Networks[0].Gateway + "\noptions ndots:0\n"
+	if len(set.DNSSearch) > 0 {
+		b.WriteString("search " + strings.Join(set.DNSSearch, " ") + "\n")
+	}
+	opts := set.DNSOpt
+	if len(req.Networks) > 0 && len(opts) == 0 {
+		opts = []string{"ndots:0"}
+	}
+	if len(opts) > 0 {
+		b.WriteString("options " + strings.Join(opts, " ") + "\n")
+	}
+	return b.String()
 }
 
 func (a *Agent) hostResolvConf() string {

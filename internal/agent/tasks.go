@@ -37,6 +37,8 @@ type worker struct {
 	watching bool
 	orphan   bool
 	removed  bool // its container and network are gone
+	// healthCancel stops the health check runner, if one runs.
+	healthCancel func()
 }
 
 func randomID() string {
@@ -115,8 +117,11 @@ func (a *Agent) apply(ctx context.Context, asg api.Assignments) {
 	for _, t := range asg.Tasks {
 		assigned[t.ID] = true
 		w := a.workerLocked(t.ID)
+		// Only a change of what is asked needs work; status updates (ours,
+		// echoed back) do not.
+		changed := w.latest.ID == "" || w.orphan || w.latest.DesiredState != t.DesiredState || w.latest.SpecVersion != t.SpecVersion
 		w.latest, w.orphan = t, false
-		if w.removed && t.DesiredState == api.DesiredShutdown {
+		if !changed || (w.removed && t.DesiredState == api.DesiredShutdown) {
 			continue
 		}
 		a.kickLocked(ctx, w)
@@ -144,6 +149,9 @@ func (a *Agent) apply(ctx context.Context, asg api.Assignments) {
 	}
 	a.cfg.DNS.SetRecords(recs)
 	a.housekeeping(ctx, asg)
+	if len(asg.DeleteVolumes) > 0 {
+		a.deleteVolumes(asg.DeleteVolumes)
+	}
 }
 
 func (a *Agent) kickLocked(ctx context.Context, w *worker) {
@@ -210,6 +218,7 @@ func (a *Agent) sync(ctx context.Context, t api.Task) bool {
 		a.log.Warn("cannot inspect container", "task", t.ID, "err", err)
 	case st.State == drt.StateRunning || st.State == drt.StatePaused:
 		a.watch(ctx, t)
+		a.startHealth(ctx, t, st.StartedAt, t.Status.Health)
 		a.report(ctx, t, a.runningStatus(t, st))
 	case st.State == drt.StateStopped:
 		a.report(ctx, t, exitedStatus(t, st.ExitCode, st.FinishedAt))
@@ -268,6 +277,11 @@ func (a *Agent) start(ctx context.Context, t api.Task) {
 		a.ensureDNS(n)
 	}
 	mounts, err := a.writeFiles(t, req, addrs)
+	if err == nil {
+		var more []drt.Mount
+		more, err = a.prepareMounts(ctx, t)
+		mounts = append(mounts, more...)
+	}
 	if err != nil {
 		_ = a.cfg.Network.Detach(ctx, req)
 		a.report(ctx, t, failed(err))
@@ -285,7 +299,8 @@ func (a *Agent) start(ctx context.Context, t api.Task) {
 		ID: t.ID, Image: t.Spec.Image, Command: t.Spec.Command, Entrypoint: t.Spec.Entrypoint,
 		Env: t.Spec.Env, User: t.Spec.User, WorkingDir: t.Spec.WorkingDir, Hostname: t.Hostname(),
 		StopSignal: t.Spec.StopSignal, Labels: labels, NetNSPath: res.NetNSPath, Mounts: mounts,
-		LogPath: a.LogPath(t.ID),
+		LogPath: a.LogPath(t.ID), LogMaxSize: t.Spec.Settings.LogMaxSize, LogMaxFile: t.Spec.Settings.LogMaxFile,
+		ClearCommand: t.Spec.ClearCommand, ClearEntrypoint: t.Spec.ClearEntrypoint, Settings: t.Spec.Settings,
 	}
 	a.report(ctx, t, api.TaskStatus{State: api.StatePreparing, Message: "starting container", Addresses: addrs})
 	st, err := a.cfg.Driver.Start(ctx, spec)
@@ -298,6 +313,7 @@ func (a *Agent) start(ctx context.Context, t api.Task) {
 	}
 	log.Info("container started", "pid", st.PID)
 	a.watch(ctx, t)
+	a.startHealth(ctx, t, st.StartedAt, "")
 	a.report(ctx, t, a.runningStatus(t, st))
 }
 
@@ -321,7 +337,10 @@ func (a *Agent) runningStatus(t api.Task, st drt.Status) api.TaskStatus {
 	if started.IsZero() {
 		started = t.Status.StartedAt
 	}
-	return api.TaskStatus{State: api.StateRunning, ContainerID: t.ID, PID: st.PID, Addresses: addrs, StartedAt: started.UTC()}
+	a.mu.Lock()
+	h := a.health[t.ID]
+	a.mu.Unlock()
+	return api.TaskStatus{State: api.StateRunning, ContainerID: t.ID, PID: st.PID, Addresses: addrs, StartedAt: started.UTC(), Health: h}
 }
 
 // watch waits for the container's exit once per task and reports it.
@@ -354,6 +373,7 @@ func (a *Agent) watch(ctx context.Context, t api.Task) {
 			a.mu.Lock()
 			cur := w.latest
 			a.mu.Unlock()
+			a.stopHealth(t.ID)
 			if cur.DesiredState == api.DesiredShutdown {
 				return // being removed; remove reports
 			}
@@ -373,6 +393,7 @@ func (a *Agent) reportedStarted(id string) time.Time {
 // remove stops and deletes a task's container and network, then reports
 // it removed. It reports whether all is gone.
 func (a *Agent) remove(ctx context.Context, t api.Task) bool {
+	a.stopHealth(t.ID)
 	if st, err := a.cfg.Driver.Inspect(ctx, t.ID); err == nil {
 		if st.State == drt.StateRunning {
 			a.report(ctx, t, api.TaskStatus{State: api.StateStopping, ContainerID: t.ID, StartedAt: st.StartedAt})

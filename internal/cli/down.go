@@ -12,7 +12,8 @@ import (
 )
 
 func downCommand(g *Globals) *cobra.Command {
-	return &cobra.Command{
+	var volumes bool
+	cmd := &cobra.Command{
 		Use:   "down",
 		Short: "Stop and remove the project's containers and networks",
 		Args:  cobra.NoArgs,
@@ -25,16 +26,18 @@ func downCommand(g *Globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			return runDown(cmd.Context(), c, g.Err, name)
+			return runDown(cmd.Context(), c, g.Err, name, volumes)
 		},
 	}
+	cmd.Flags().BoolVarP(&volumes, "volumes", "v", false, "remove the project's named volumes too")
+	return cmd
 }
 
 // runDown removes a project and waits until its containers and networks
 // are gone.
-func runDown(ctx context.Context, c *api.Client, out io.Writer, name string) error {
+func runDown(ctx context.Context, c *api.Client, out io.Writer, name string, volumes bool) error {
 	before, _ := c.Tasks(ctx, name)
-	if err := c.RemoveStack(ctx, name); err != nil {
+	if err := c.RemoveStack(ctx, name, volumes); err != nil {
 		if errors.Is(err, api.ErrNotFound) {
 			fmt.Fprintf(out, "No project %q is deployed; nothing to remove.\n", name)
 			return nil
@@ -63,6 +66,13 @@ func runDown(ctx context.Context, c *api.Client, out io.Writer, name string) err
 		if _, err := c.Stack(ctx, name); errors.Is(err, api.ErrNotFound) {
 			for _, n := range info.Stack.Networks {
 				fmt.Fprintf(out, " ✔ Network %s  Removed\n", n.FullName)
+			}
+			if volumes {
+				for _, v := range info.Stack.Volumes {
+					if !v.External {
+						fmt.Fprintf(out, " ✔ Volume %s  Removed\n", v.FullName)
+					}
+				}
 			}
 			return nil
 		}

@@ -80,7 +80,7 @@ func runUp(ctx context.Context, g *Globals, o upOptions) error {
 	fmt.Fprintln(g.Err, "Gracefully stopping... (press Ctrl-C again to force)")
 	dctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
-	return runDown(dctx, c, g.Err, res.Spec.Name)
+	return runDown(dctx, c, g.Err, res.Spec.Name, false)
 }
 
 // waitRunning follows the project's tasks until every service has its

@@ -5,7 +5,9 @@
 //
 // Load reads files from disk and returns the translated spec together with
 // compose-go's normalized project (for `drover config`). Translate is the
-// pure step from a compose-go project to a StackSpec; it never reads files.
+// pure step from a compose-go project to a StackSpec; it never reads files,
+// so Load reads the files of the secrets and configs the services use.
+// Secret content is never written into a warning, an error or ConfigYAML.
 //
 // Drover supports a subset of the Compose service keys (see
 // docs/compose-support.md). Every key that is set and that Drover does not

@@ -66,6 +66,9 @@ func Load(ctx context.Context, opts Options) (*Result, error) {
 	}
 
 	spec, warnings, err := Translate(project)
+	if err == nil {
+		err = readContents(project, &spec)
+	}
 	if err != nil {
 		var e *Error
 		if errors.As(err, &e) && e.File == "" {

@@ -74,6 +74,20 @@ func TestLoadErrors(t *testing.T) {
 		{"bad restart condition", "services:\n  web:\n    image: nginx\n    deploy:\n      restart_policy:\n        condition: maybe\n", 6, "web", "deploy.restart_policy.condition", "not a restart condition"},
 		{"sctp", "services:\n  web:\n    image: nginx\n    ports: [\"9:9/sctp\"]\n", 4, "web", "ports", "sctp"},
 		{"empty file", "", 0, "", "", "empty"},
+		{"missing secret file", "services:\n  web:\n    image: nginx\n    secrets: [s]\nsecrets:\n  s:\n    file: ./nope.txt\n", 7, "", "secrets.s.file", "no such file"},
+		{"secret variable unset", "services:\n  web:\n    image: nginx\n    secrets: [s]\nsecrets:\n  s:\n    environment: DROVER_TEST_UNSET\n", 7, "", "secrets.s.environment", "DROVER_TEST_UNSET is not set"},
+		{"secret is a directory", "services:\n  web:\n    image: nginx\n    configs: [c]\nconfigs:\n  c:\n    file: .\n", 7, "", "configs.c.file", "not a regular file"},
+		{"volume driver", "services:\n  web:\n    image: nginx\n    volumes: [data:/d]\nvolumes:\n  data:\n    driver: rexray\n", 7, "", "volumes.data.driver", `driver "rexray" is not supported`},
+		{"network_mode container", "services:\n  web:\n    image: nginx\n    network_mode: container:abc\n", 4, "web", "network_mode", "container:abc"},
+		{"network_mode unknown", "services:\n  web:\n    image: nginx\n    network_mode: mynet\n", 4, "web", "network_mode", "use host, none or service:NAME"},
+		{"tmpfs size", "services:\n  web:\n    image: nginx\n    tmpfs: [\"/run:size=lots\"]\n", 4, "web", "tmpfs", "not a size"},
+		{"tmpfs mode", "services:\n  web:\n    image: nginx\n    tmpfs: [\"/run:mode=999\"]\n", 4, "web", "tmpfs", "octal"},
+		{"log max-size", "services:\n  web:\n    image: nginx\n    logging:\n      options:\n        max-size: huge\n", 6, "web", "logging.options.max-size", "not a size"},
+		{"log max-file", "services:\n  web:\n    image: nginx\n    logging:\n      options:\n        max-file: \"0\"\n", 6, "web", "logging.options.max-file", "number of files"},
+		{"ipv4_address", "services:\n  web:\n    image: nginx\n    networks:\n      default:\n        ipv4_address: fd00::1\n", 6, "web", "networks.default.ipv4_address", "not an IPv4 address"},
+		{"subnet", "services:\n  web:\n    image: nginx\nnetworks:\n  default:\n    ipam:\n      config:\n        - subnet: 10.0.0.0/99\n", 7, "", "networks.default.ipam.config", "not a CIDR prefix"},
+		{"ulimit soft above hard", "services:\n  web:\n    image: nginx\n    ulimits:\n      nofile: {soft: 20, hard: 10}\n", 4, "web", "ulimits", "soft limit 20"},
+		{"oom_score_adj", "services:\n  web:\n    image: nginx\n    oom_score_adj: 2000\n", 4, "web", "oom_score_adj", "oom_score_adj"},
 		// compose-go v2.16 recursed without end on this (found by FuzzLoad).
 		{"recursive anchor", "x-a: &a\n  <<: *a\n  restart: always\nservices:\n  s:\n    <<: *a\n    image: x\n", 2, "", "", "recursive anchor"},
 	}
@@ -120,21 +134,27 @@ func TestLoadWarningsLines(t *testing.T) {
     image: nginx
     healthcheck:
       test: ["CMD", "true"]
-    depends_on: [db]
+    container_name: web
     deploy:
-      replicas: 2
+      replicas: 1
       resources:
-        limits: {cpus: "0.5"}
+        reservations: {cpus: "0.5"}
   db:
     image: postgres
     volumes:
       - data:/var/lib/postgresql/data
 volumes:
   data:
+    labels: {a: b}
+    x-note: fine
+models:
+  m:
+    model: ai/smollm2
 `,
 		"compose.override.yaml": `services:
   db:
     cap_add: [NET_ADMIN]
+    mem_reservation: 1g
 `,
 	})
 	res, err := Load(testContext(t), Options{WorkingDir: dir})
@@ -152,18 +172,16 @@ volumes:
 		got = append(got, loc{filepath.Base(w.File), w.Line, w.Service, w.Key})
 	}
 	want := []loc{
-		{"compose.yaml", 15, "", "volumes"},
-		{"compose.override.yaml", 3, "db", "cap_add"},
-		{"compose.yaml", 13, "db", "volumes"},
-		{"compose.yaml", 6, "web", "depends_on"},
-		{"compose.yaml", 9, "web", "deploy.resources"},
-		{"compose.yaml", 4, "web", "healthcheck"},
+		{"compose.yaml", 19, "", "models"},
+		{"compose.override.yaml", 4, "db", "mem_reservation"},
+		{"compose.yaml", 6, "web", "container_name"},
+		{"compose.yaml", 10, "web", "deploy.resources.reservations"},
 	}
 	if !slices.Equal(got, want) {
 		t.Errorf("warnings:\n got %v\nwant %v", got, want)
 	}
-	w := res.Warnings[5]
-	if s := w.String(); !strings.HasSuffix(s, `compose.yaml:4: service "web": key "healthcheck" is not supported yet and is ignored`) {
+	w := res.Warnings[2]
+	if s := w.String(); !strings.HasSuffix(s, `compose.yaml:6: service "web": key "container_name" is not supported yet and is ignored`) {
 		t.Errorf("String() = %q", s)
 	}
 }

@@ -27,7 +27,8 @@ const defaultNetwork = "default"
 // gives the same spec and warnings (services and networks sorted by name).
 //
 // The warnings it returns carry no file or line (the project has none);
-// Load adds them from the source files.
+// Load adds them from the source files. Secrets and configs read from a
+// file: have no content yet: Load reads them (see readContents).
 func Translate(p *types.Project) (api.StackSpec, []Warning, error) {
 	if p == nil {
 		return api.StackSpec{}, nil, &Error{Message: "no Compose project"}
@@ -35,25 +36,56 @@ func Translate(p *types.Project) (api.StackSpec, []Warning, error) {
 	t := translator{}
 	spec := api.StackSpec{Name: p.Name, Services: []api.ServiceSpec{}}
 
-	used := map[string]bool{}
+	usedNetworks, usedVolumes, usedSecrets, usedConfigs := map[string]bool{}, map[string]bool{}, map[string]bool{}, map[string]bool{}
 	for _, name := range sortedKeys(p.Services) {
-		svc, err := t.service(p.Services[name])
+		svc, err := t.service(p.Services[name], p)
 		if err != nil {
 			return api.StackSpec{}, nil, err
 		}
 		for _, n := range svc.Networks {
-			used[n.Name] = true
+			usedNetworks[n.Name] = true
+		}
+		for _, m := range svc.Mounts {
+			if m.Type == api.MountVolume && m.Source != "" {
+				usedVolumes[m.Source] = true
+			}
+		}
+		for _, f := range svc.Secrets {
+			usedSecrets[f.Source] = true
+		}
+		for _, f := range svc.Configs {
+			usedConfigs[f.Source] = true
 		}
 		spec.Services = append(spec.Services, svc)
 	}
 
-	for _, name := range sortedKeys(used) {
+	for _, name := range sortedKeys(usedNetworks) {
 		ns := api.NetworkSpec{Name: name}
 		if cfg, ok := p.Networks[name]; ok {
-			ns.Labels = copyLabels(cfg.Labels)
-			t.networkKeys(p.Name, name, cfg)
+			var err error
+			if ns, err = t.network(p.Name, name, cfg); err != nil {
+				return api.StackSpec{}, nil, err
+			}
 		}
 		spec.Networks = append(spec.Networks, ns)
+	}
+	var err error
+	if spec.Volumes, err = t.volumes(p, usedVolumes); err != nil {
+		return api.StackSpec{}, nil, err
+	}
+	secrets := map[string]types.FileObjectConfig{}
+	for k, v := range p.Secrets {
+		secrets[k] = types.FileObjectConfig(v)
+	}
+	if spec.Secrets, err = t.fileObjects(p, "secrets", usedSecrets, secrets); err != nil {
+		return api.StackSpec{}, nil, err
+	}
+	configs := map[string]types.FileObjectConfig{}
+	for k, v := range p.Configs {
+		configs[k] = types.FileObjectConfig(v)
+	}
+	if spec.Configs, err = t.fileObjects(p, "configs", usedConfigs, configs); err != nil {
+		return api.StackSpec{}, nil, err
 	}
 	t.topLevel(p)
 
@@ -69,7 +101,7 @@ func (t *translator) warn(service, key, format string, args ...any) {
 	t.warnings = append(t.warnings, Warning{Service: service, Key: key, Message: fmt.Sprintf(format, args...)})
 }
 
-func (t *translator) service(s types.ServiceConfig) (api.ServiceSpec, error) {
+func (t *translator) service(s types.ServiceConfig, p *types.Project) (api.ServiceSpec, error) {
 	if s.Image == "" {
 		msg := "has no image: set image: to the image to run"
 		if s.Build != nil {
@@ -95,12 +127,9 @@ func (t *translator) service(s types.ServiceConfig) (api.ServiceSpec, error) {
 	// runs the new entrypoint with no arguments: setting an entrypoint drops
 	// the image's CMD. The runtime does the same when it sees Entrypoint set
 	// and Command nil, so this stays faithful to `docker compose up`.
-	if len(s.Command) == 0 && s.Command != nil {
-		t.warn(s.Name, "command", "is empty, which Drover sends as unset: the image's own command runs")
-	}
-	if len(s.Entrypoint) == 0 && s.Entrypoint != nil {
-		t.warn(s.Name, "entrypoint", "is empty, which Drover sends as unset: the image's own entrypoint runs")
-	}
+	// `command: []` (or "") clears the image's CMD instead of keeping it.
+	spec.ClearCommand = s.Command != nil && len(s.Command) == 0
+	spec.ClearEntrypoint = s.Entrypoint != nil && len(s.Entrypoint) == 0
 	if s.StopGracePeriod != nil {
 		spec.StopGracePeriod = api.Duration(*s.StopGracePeriod)
 	}
@@ -109,11 +138,34 @@ func (t *translator) service(s types.ServiceConfig) (api.ServiceSpec, error) {
 	if spec.Ports, err = t.ports(s); err != nil {
 		return api.ServiceSpec{}, err
 	}
-	spec.Networks = t.networks(s)
+	if spec.NetworkMode, err = t.networkMode(s); err != nil {
+		return api.ServiceSpec{}, err
+	}
+	if spec.Networks, err = t.networks(s); err != nil {
+		return api.ServiceSpec{}, err
+	}
 	if spec.Restart, err = t.restart(s); err != nil {
 		return api.ServiceSpec{}, err
 	}
 	if spec.ExtraHosts, err = extraHosts(s); err != nil {
+		return api.ServiceSpec{}, err
+	}
+	if spec.Healthcheck, err = healthcheck(s); err != nil {
+		return api.ServiceSpec{}, err
+	}
+	if spec.DependsOn, err = t.dependsOn(s, p.Services); err != nil {
+		return api.ServiceSpec{}, err
+	}
+	if spec.Mounts, err = t.mounts(s, p.WorkingDir); err != nil {
+		return api.ServiceSpec{}, err
+	}
+	if spec.Secrets, err = secretRefs(s); err != nil {
+		return api.ServiceSpec{}, err
+	}
+	if spec.Configs, err = configRefs(s); err != nil {
+		return api.ServiceSpec{}, err
+	}
+	if spec.Settings, err = t.settings(s); err != nil {
 		return api.ServiceSpec{}, err
 	}
 	t.unsupported(s)
@@ -221,34 +273,6 @@ func parsePort(s string) (uint16, error) {
 		return 0, fmt.Errorf("not a port number 0-65535")
 	}
 	return uint16(n), nil
-}
-
-// serviceNetworkKeys are the keys of a service's network entry that Drover
-// honours; the others warn.
-var serviceNetworkKeys = map[string]bool{"aliases": true}
-
-func (t *translator) networks(s types.ServiceConfig) []api.ServiceNetwork {
-	if s.NetworkMode != "" {
-		t.warn(s.Name, "network_mode", "%s: the service is attached to the %q network", notSupported, defaultNetwork)
-	}
-	if len(s.Networks) == 0 {
-		return []api.ServiceNetwork{{Name: defaultNetwork}}
-	}
-	var out []api.ServiceNetwork
-	for _, name := range sortedKeys(s.Networks) {
-		n := api.ServiceNetwork{Name: name}
-		if cfg := s.Networks[name]; cfg != nil {
-			n.Aliases = slices.Compact(slices.Sorted(slices.Values(cfg.Aliases)))
-			for _, key := range setFields(cfg, serviceNetworkKeys) {
-				if key == "use_service_name_alias" && cfg.ServiceNameAliasEnabled() {
-					continue
-				}
-				t.warn(s.Name, "networks."+name+"."+key, notSupported)
-			}
-		}
-		out = append(out, n)
-	}
-	return out
 }
 
 // restart maps restart: and deploy.restart_policy onto Drover's policy;

@@ -21,18 +21,30 @@ var serviceKeys = map[string]bool{
 	"user": true, "working_dir": true, "hostname": true, "stop_signal": true,
 	"stop_grace_period": true, "extra_hosts": true, "profiles": true,
 	"extends": true, "deploy": true, "build": true, "network_mode": true,
+	"healthcheck": true, "depends_on": true, "volumes": true, "tmpfs": true,
+	"secrets": true, "configs": true, "cap_add": true, "cap_drop": true,
+	"privileged": true, "devices": true, "sysctls": true, "ulimits": true,
+	"shm_size": true, "init": true, "pid": true, "ipc": true,
+	"security_opt": true, "read_only": true, "dns": true, "dns_search": true,
+	"dns_opt": true, "domainname": true, "mac_address": true,
+	"oom_score_adj": true, "stdin_open": true, "tty": true, "mem_limit": true,
+	"memswap_limit": true, "cpus": true, "cpu_shares": true,
+	"pids_limit": true, "group_add": true, "logging": true,
 }
 
-// deployKeys are the deploy keys Drover honours; mode is checked apart.
-var deployKeys = map[string]bool{"replicas": true, "restart_policy": true, "mode": true}
-
-// networkKeys are the top-level network keys Drover honours; name, driver
-// and enable_ipv4 are checked apart.
-var topNetworkKeys = map[string]bool{"labels": true, "name": true, "driver": true, "enable_ipv4": true}
+// deployKeys are the deploy keys Drover honours; mode is checked apart,
+// resources in part (see resourceLimits).
+var deployKeys = map[string]bool{"replicas": true, "restart_policy": true, "mode": true, "resources": true}
 
 func (t *translator) unsupported(s types.ServiceConfig) {
 	for _, key := range setFields(&s, serviceKeys) {
-		t.warn(s.Name, key, notSupported)
+		switch key {
+		case "links", "volumes_from":
+			// compose-go turned them into depends_on, which Drover honours.
+			t.warn(s.Name, key, "%s, except for the start order it implies (see depends_on)", notSupported)
+		default:
+			t.warn(s.Name, key, notSupported)
+		}
 	}
 	if s.Build != nil {
 		t.warn(s.Name, "build", "is ignored: Drover does not build images, it pulls %q", s.Image)
@@ -47,24 +59,6 @@ func (t *translator) unsupported(s types.ServiceConfig) {
 	}
 }
 
-func (t *translator) networkKeys(project, name string, n types.NetworkConfig) {
-	key := "networks." + name + "."
-	for _, k := range setFields(&n, topNetworkKeys) {
-		t.warn("", key+k, notSupported)
-	}
-	if n.Name != "" && n.Name != project+"_"+name && !bool(n.External) {
-		t.warn("", key+"name", "%s: Drover names the network %q", notSupported, project+"_"+name)
-	}
-	switch n.Driver {
-	case "", "bridge", "overlay":
-	default:
-		t.warn("", key+"driver", "%s (%q): Drover chooses the driver itself", notSupported, n.Driver)
-	}
-	if n.EnableIPv4 != nil && !*n.EnableIPv4 {
-		t.warn("", key+"enable_ipv4", notSupported)
-	}
-}
-
 // topLevel warns for the top-level sections Drover does not use yet.
 func (t *translator) topLevel(p *types.Project) {
 	section := func(key string, names []string) {
@@ -72,9 +66,6 @@ func (t *translator) topLevel(p *types.Project) {
 			t.warn("", key, "%s (%s)", notSupported, strings.Join(names, ", "))
 		}
 	}
-	section("volumes", sortedKeys(p.Volumes))
-	section("secrets", sortedKeys(p.Secrets))
-	section("configs", sortedKeys(p.Configs))
 	section("models", sortedKeys(p.Models))
 	section("jobs", sortedKeys(p.Jobs))
 }
@@ -102,7 +93,7 @@ func walkFields(v reflect.Value, known map[string]bool, out *[]string) {
 			walkFields(v.Field(i), known, out)
 			continue
 		}
-		if name == "-" || strings.HasPrefix(name, "#") {
+		if name == "-" || strings.HasPrefix(name, "#") || f.Name == "Extensions" {
 			continue
 		}
 		if name == "" {

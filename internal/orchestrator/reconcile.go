@@ -297,6 +297,16 @@ func newTask(in Input, svc api.Service, slot int, restarts []time.Time) api.Task
 		Status:       api.TaskStatus{State: api.StatePending},
 	}
 	st := in.Stacks[svc.Stack]
+	for _, m := range svc.Spec.Mounts {
+		if m.Type != api.MountVolume || m.Source == "" {
+			continue
+		}
+		for _, v := range st.Volumes {
+			if v.Name == m.Source {
+				t.Volumes = append(t.Volumes, v)
+			}
+		}
+	}
 	for _, sn := range svc.Spec.Networks {
 		for _, n := range st.Networks {
 			if n.Name == sn.Name {

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"io"
 	"time"
+
+	"github.com/drover-org/drover/api"
 )
 
 // ErrNotFound is returned for a container or image the runtime does not have.
@@ -19,11 +21,15 @@ const (
 	StateUnknown = "unknown"
 )
 
-// Mount is a bind mount into the container.
+// Mount is a mount into the container: a bind mount (Type "" or "bind")
+// of Source, or a tmpfs (Type "tmpfs", Options such as "size=65536k",
+// "mode=1777").
 type Mount struct {
+	Type     string
 	Source   string
 	Target   string
 	ReadOnly bool
+	Options  []string
 }
 
 // ContainerSpec is everything a driver needs to start one container.
@@ -46,6 +52,86 @@ type ContainerSpec struct {
 	// LogPath is the file the container's stdout and stderr are written to
 	// (JSON lines, see package logs), by a logger that outlives the agent.
 	LogPath string
+	// LogMaxSize and LogMaxFile bound the log's rotation (0: defaults).
+	LogMaxSize int64
+	LogMaxFile int
+	// ClearCommand / ClearEntrypoint drop the image's CMD / ENTRYPOINT
+	// even though Command / Entrypoint are empty (Compose's `command: []`).
+	ClearCommand    bool
+	ClearEntrypoint bool
+	// Settings are the Compose container settings (capabilities,
+	// privileged, devices, sysctls, ulimits, shm_size, init, pid, ipc,
+	// security_opt, read_only, resources, ...). DNS fields are the agent's
+	// business (it writes resolv.conf), not the driver's.
+	Settings api.ContainerSettings
+}
+
+// ExecSpec is a process to run in a running container.
+type ExecSpec struct {
+	Cmd        []string
+	Env        []string // added to the container's
+	User       string
+	WorkingDir string
+	Tty        bool
+	Stdin      io.Reader // nil: no stdin
+	Stdout     io.Writer
+	Stderr     io.Writer // ignored with Tty (merged into Stdout)
+	// Resize, when not nil, delivers terminal sizes for a Tty.
+	Resize <-chan TermSize
+}
+
+// TermSize is a terminal's size.
+type TermSize struct{ Width, Height uint16 }
+
+// Execer runs processes inside running containers (exec, health checks).
+type Execer interface {
+	// Exec runs the process to its end and returns its exit code.
+	Exec(ctx context.Context, id string, spec ExecSpec) (int, error)
+}
+
+// Stats is a container's resource usage, read from its cgroups.
+type Stats struct {
+	CPUNanos    uint64 // total CPU time used
+	MemoryBytes uint64 // current usage (without page cache where the kernel tells)
+	MemoryLimit uint64 // 0: none
+	PIDs        uint64
+	NetRxBytes  uint64
+	NetTxBytes  uint64
+	BlockRead   uint64
+	BlockWrite  uint64
+	Time        time.Time
+}
+
+// Process is one process of a container, for `top`.
+type Process struct {
+	PID     int
+	PPID    int
+	User    string
+	Command string
+}
+
+// Operator holds the optional container operations of Compose's everyday
+// commands.
+type Operator interface {
+	Stats(ctx context.Context, id string) (Stats, error)
+	Pause(ctx context.Context, id string) error
+	Resume(ctx context.Context, id string) error
+	// Kill sends a signal (name or number) and returns at once.
+	Kill(ctx context.Context, id string, signal string) error
+	Top(ctx context.Context, id string) ([]Process, error)
+	// CopyFrom writes a tar of path inside the container to w; CopyTo
+	// unpacks a tar into dir inside the container.
+	CopyFrom(ctx context.Context, id, path string, w io.Writer) error
+	CopyTo(ctx context.Context, id, dir string, r io.Reader) error
+}
+
+// ImageInspector reads what an image says about itself.
+type ImageInspector interface {
+	// ImageHealthcheck is the image's HEALTHCHECK, nil if none.
+	ImageHealthcheck(ctx context.Context, ref string) (*api.Healthcheck, error)
+	// SeedVolume copies the image's content at path (if any) into dir,
+	// keeping owners and modes: a new named volume gets the image's data.
+	SeedVolume(ctx context.Context, ref, path, dir string) error
 }
 
 // Status is what the runtime knows of a container.

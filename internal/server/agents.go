@@ -149,7 +149,7 @@ func (s *Server) assignments(w http.ResponseWriter, r *http.Request) {
 
 // AssignmentsFor computes what node id is to run and what its DNS needs.
 func AssignmentsFor(snap *store.Snapshot, id string) api.Assignments {
-	a := api.Assignments{Revision: snap.Revision, Tasks: []api.Task{}, Endpoints: []api.Endpoint{}}
+	a := api.Assignments{Revision: snap.Revision, Tasks: []api.Task{}, Endpoints: []api.Endpoint{}, DeleteVolumes: snap.VolumeDeletes}
 	nets := map[string]bool{}
 	for _, t := range snap.Tasks {
 		if t.NodeID != id {
@@ -172,8 +172,15 @@ func AssignmentsFor(snap *store.Snapshot, id string) api.Assignments {
 				continue
 			}
 			names := []string{t.Name(), t.Hostname()}
-			names = append(names, n.Aliases...)
-			a.Endpoints = append(a.Endpoints, api.Endpoint{Network: n.Network.FullName, Service: t.Service, Names: names, IP: ip})
+			service := t.Service
+			if h := t.Status.Health; h == api.HealthStarting || h == api.HealthUnhealthy {
+				// Not ready for traffic: the service name and aliases leave
+				// it out; its own names still answer.
+				service = ""
+			} else {
+				names = append(names, n.Aliases...)
+			}
+			a.Endpoints = append(a.Endpoints, api.Endpoint{Network: n.Network.FullName, Service: service, Names: names, IP: ip})
 		}
 	}
 	sort.Slice(a.Endpoints, func(i, j int) bool {
@@ -188,7 +195,8 @@ func AssignmentsFor(snap *store.Snapshot, id string) api.Assignments {
 	b, _ := json.Marshal(struct {
 		T []api.Task
 		E []api.Endpoint
-	}{a.Tasks, a.Endpoints})
+		V []string
+	}{a.Tasks, a.Endpoints, a.DeleteVolumes})
 	sum := sha256.Sum256(b)
 	a.Token = hex.EncodeToString(sum[:16])
 	return a

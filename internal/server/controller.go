@@ -149,6 +149,18 @@ func (s *Server) ReconcileOnce(ctx context.Context) (time.Time, error) {
 	}
 	for _, name := range act.DeleteStacks {
 		txn.Delete(store.StackKey(name))
+		txn.DeletePrefix(store.SecretPrefix(name))
+		if st := snap.Stacks[name]; st.RemoveVolumes {
+			for _, v := range st.Volumes {
+				if !v.External {
+					// The agents delete it; the request expires on its own
+					// so no node has to acknowledge it.
+					if err := s.store.PutRawTTL(ctx, store.VolumeDeleteKey(v.FullName), name, 3600); err != nil {
+						return time.Time{}, err
+					}
+				}
+			}
+		}
 		for subnet, owner := range snap.SubnetLeases {
 			if strings.HasPrefix(owner, name+"/") {
 				txn.Delete(store.SubnetLeaseKey(subnet))

@@ -90,6 +90,7 @@ func (s *Server) routes() []route {
 		{"GET /v1/stacks/{name}", s.getStack},
 		{"PUT /v1/stacks/{name}", s.deployStack},
 		{"DELETE /v1/stacks/{name}", s.removeStack},
+		{"GET /v1/stacks/{name}/files/{kind}/{secret}", s.secretContent},
 		{"GET /v1/tasks", s.listTasks},
 		{"PUT /v1/tasks/{id}/status", s.reportStatus},
 		{"GET /v1/tasks/{id}/logs", s.taskLogs},

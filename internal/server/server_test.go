@@ -152,7 +152,7 @@ func TestReconcileOnceAndRemoval(t *testing.T) {
 
 	// Remove: tasks are retired, and once the agent reports them removed
 	// the stack and its subnet lease go.
-	if err := func() error { _, err := s.RemoveStack(ctx, "app"); return err }(); err != nil {
+	if err := func() error { _, err := s.RemoveStack(ctx, "app", false); return err }(); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := s.ReconcileOnce(ctx); err != nil {

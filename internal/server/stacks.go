@@ -3,6 +3,8 @@ package server
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -83,6 +85,41 @@ func (s *Server) planDeploy(snap *store.Snapshot, spec api.StackSpec, removeOrph
 		return nil, res, err
 	}
 
+	// Secrets and configs: content under keys of their own, never in a
+	// listing; their digests go into the specs that use them, so a
+	// changed secret recreates its containers.
+	digests := map[string]string{}
+	txn.DeletePrefix(store.SecretPrefix(spec.Name))
+	for kind, list := range map[string][]api.SecretSpec{"secret": spec.Secrets, "config": spec.Configs} {
+		for _, sec := range list {
+			if sec.External {
+				return nil, res, api.Errorf(api.ErrInvalid, "%s %q: external %ss are not supported yet; give its file, environment or content", kind, sec.Name, kind)
+			}
+			sum := sha256.Sum256(sec.Content)
+			digests[kind+"/"+sec.Name] = hex.EncodeToString(sum[:])
+			txn.PutRaw(store.SecretKey(spec.Name, kind, sec.Name), string(sec.Content))
+		}
+	}
+	for i := range spec.Services {
+		sv := &spec.Services[i]
+		sv.Secrets = withDigests(sv.Secrets, digests, "secret")
+		sv.Configs = withDigests(sv.Configs, digests, "config")
+	}
+
+	// Named volumes: a new deploy cancels a pending `down -v` of them.
+	st.Volumes = nil
+	for _, v := range spec.Volumes {
+		full := spec.Name + "_" + v.Name
+		if v.External {
+			full = v.ExternalName
+			if full == "" {
+				full = v.Name
+			}
+		}
+		st.Volumes = append(st.Volumes, api.Volume{Name: v.Name, FullName: full, External: v.External, DriverOpts: v.DriverOpts, Labels: v.Labels})
+		txn.Delete(store.VolumeDeleteKey(full))
+	}
+
 	// Networks: keep the leases a stack holds, lease subnets for new ones.
 	leased := map[string]string{}
 	for k, v := range snap.SubnetLeases {
@@ -146,6 +183,14 @@ func (s *Server) planDeploy(snap *store.Snapshot, spec api.StackSpec, removeOrph
 	return txn, res, nil
 }
 
+func withDigests(refs []api.FileRef, digests map[string]string, kind string) []api.FileRef {
+	out := append([]api.FileRef(nil), refs...)
+	for i := range out {
+		out[i].Digest = digests[kind+"/"+out[i].Source]
+	}
+	return out
+}
+
 // sameSpec compares specs by their wire form, so nil and empty agree.
 func sameSpec(a, b api.ServiceSpec) bool {
 	x, err1 := json.Marshal(a)
@@ -196,7 +241,7 @@ func checkPortConflicts(snap *store.Snapshot, spec api.StackSpec) error {
 func (s *Server) removeStack(w http.ResponseWriter, r *http.Request) {
 	ctx, cancel := ctxTimeout(r, 30*time.Second)
 	defer cancel()
-	st, err := s.RemoveStack(ctx, r.PathValue("name"))
+	st, err := s.RemoveStack(ctx, r.PathValue("name"), r.URL.Query().Get("volumes") == "true")
 	if err != nil {
 		writeError(w, err)
 		return
@@ -206,7 +251,7 @@ func (s *Server) removeStack(w http.ResponseWriter, r *http.Request) {
 
 // RemoveStack marks a stack for removal and deletes its services; the
 // controller retires the tasks and deletes the stack once they are gone.
-func (s *Server) RemoveStack(ctx context.Context, name string) (api.Stack, error) {
+func (s *Server) RemoveStack(ctx context.Context, name string, volumes bool) (api.Stack, error) {
 	for attempt := 0; ; attempt++ {
 		var st api.Stack
 		rev, err := s.store.Get(ctx, store.StackKey(name), &st)
@@ -223,6 +268,7 @@ func (s *Server) RemoveStack(ctx context.Context, name string) (api.Stack, error
 		txn := &store.Txn{}
 		txn.Unchanged(store.StackKey(name), rev)
 		st.Removing = true
+		st.RemoveVolumes = st.RemoveVolumes || volumes
 		st.UpdatedAt = s.cfg.Now().UTC()
 		txn.Put(store.StackKey(name), st)
 		for _, sv := range snap.Services {
@@ -296,4 +342,21 @@ func (s *Server) listTasks(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	writeJSON(w, http.StatusOK, out)
+}
+
+// secretContent serves a secret's or config's content to an agent that
+// runs a task using it. It is not part of any listing.
+func (s *Server) secretContent(w http.ResponseWriter, r *http.Request) {
+	kind := r.PathValue("kind")
+	if kind != "secret" && kind != "config" {
+		writeError(w, api.Errorf(api.ErrInvalid, "kind %q: want secret or config", kind))
+		return
+	}
+	b, err := s.store.GetRaw(r.Context(), store.SecretKey(r.PathValue("name"), kind, r.PathValue("secret")))
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	w.Header().Set("Content-Type", "application/octet-stream")
+	_, _ = w.Write(b)
 }

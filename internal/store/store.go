@@ -43,6 +43,8 @@ type Snapshot struct {
 	Services []api.Service // sorted by stack, name
 	Tasks    []api.Task    // with Status merged; sorted by stack, service, slot, creation
 	Nodes    []api.Node
+	// VolumeDeletes are named volumes the agents are to delete.
+	VolumeDeletes []string
 	// ModRevisions by key, for compare-and-swap.
 	ModRevisions map[string]int64
 	SubnetLeases map[string]string // subnet -> "stack/network"
@@ -94,6 +96,11 @@ func (s *Store) Snapshot(ctx context.Context) (*Snapshot, error) {
 			if err = json.Unmarshal(kv.Value, &n); err == nil {
 				snap.Nodes = append(snap.Nodes, n)
 			}
+		case "volumedeletes":
+			snap.VolumeDeletes = append(snap.VolumeDeletes, strings.TrimPrefix(rest, "volumedeletes/"))
+		case "secrets":
+			// Content stays out of snapshots.
+			delete(snap.ModRevisions, key)
 		case "subnets":
 			snap.SubnetLeases[strings.ReplaceAll(strings.TrimPrefix(rest, "subnets/"), "_", "/")] = string(kv.Value)
 		}
@@ -178,6 +185,35 @@ func (t *Txn) Put(key string, v any) {
 // PutRaw adds a write of a plain string.
 func (t *Txn) PutRaw(key, value string) { t.ops = append(t.ops, clientv3.OpPut(key, value)) }
 
+// DeletePrefix adds the deletion of every key under prefix.
+func (t *Txn) DeletePrefix(prefix string) {
+	t.ops = append(t.ops, clientv3.OpDelete(prefix, clientv3.WithPrefix()))
+}
+
+// PutRawTTL adds a write of a plain string that expires after ttl.
+func (s *Store) PutRawTTL(ctx context.Context, key, value string, ttlSeconds int64) error {
+	lease, err := s.cli.Grant(ctx, ttlSeconds)
+	if err != nil {
+		return unavailable(err)
+	}
+	if _, err := s.cli.Put(ctx, key, value, clientv3.WithLease(lease.ID)); err != nil {
+		return unavailable(err)
+	}
+	return nil
+}
+
+// GetRaw reads a plain value; ErrNotFound if absent.
+func (s *Store) GetRaw(ctx context.Context, key string) ([]byte, error) {
+	resp, err := s.cli.Get(ctx, key)
+	if err != nil {
+		return nil, unavailable(err)
+	}
+	if len(resp.Kvs) == 0 {
+		return nil, api.Errorf(api.ErrNotFound, "%s not found", strings.TrimPrefix(key, Prefix))
+	}
+	return resp.Kvs[0].Value, nil
+}
+
 // Delete adds a deletion.
 func (t *Txn) Delete(key string) { t.ops = append(t.ops, clientv3.OpDelete(key)) }
 
@@ -260,3 +296,13 @@ func (s *Store) Watch(ctx context.Context, fromRev int64) <-chan int64 {
 func unavailable(err error) error {
 	return fmt.Errorf("store: %v: %w", err, api.ErrUnavailable)
 }
+
+// SecretKey holds a secret's or config's content (kind "secret" or
+// "config"). Snapshot never reads these keys into listings.
+func SecretKey(stack, kind, name string) string { return SecretPrefix(stack) + kind + "/" + name }
+
+// SecretPrefix holds all of a stack's secrets and configs.
+func SecretPrefix(stack string) string { return Prefix + "secrets/" + stack + "/" }
+
+// VolumeDeleteKey asks the agents to delete a named volume (`down -v`).
+func VolumeDeleteKey(fullName string) string { return Prefix + "volumedeletes/" + fullName }

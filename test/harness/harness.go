@@ -50,7 +50,7 @@ func Binaries(t testing.TB) (string, string) {
 		if buildErr != nil {
 			return
 		}
-		cmd := exec.Command("go", "build", "-o", filepath.Join(buildDir, "drover"), "./cmd/drover")
+		cmd := exec.Command("go", "build", "-o", buildDir+"/", "./cmd/drover", "./cmd/drover-logger")
 		cmd.Dir = RepoRoot(t)
 		if out, err := cmd.CombinedOutput(); err != nil {
 			buildErr = fmt.Errorf("go build: %v\n%s", err, out)

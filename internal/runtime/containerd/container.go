@@ -161,8 +161,40 @@ func (d *Driver) logIO(spec runtime.ContainerSpec) (cio.Creator, error) {
 		// the URI as arguments: LoggerBinary shim-logger <LogPath>.
 		return cio.BinaryIO(d.cfg.LoggerBinary, map[string]string{"shim-logger": spec.LogPath}), nil
 	}
-	return cio.LogFile(spec.LogPath), nil
+	return rawLogFile(spec.LogPath)
 }
+
+// rawLogFile appends the container's stdout and stderr to path, written by
+// the shim.
+//
+// It does not use cio.LogFile: for a file:// URI the runc shim (1.6 and
+// later) shares one descriptor between both streams and closes it as soon as
+// the first of them ends, so the other stream's last output is lost (one
+// start in ten here). Plain paths take the shim's other route: it opens a
+// path that is not a fifo for appending, once per distinct path string. So
+// stderr gets the same file spelled differently ("dir/./name"), and each
+// stream has, and closes, its own descriptor.
+func rawLogFile(path string) (cio.Creator, error) {
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	if err != nil {
+		return nil, fmt.Errorf("log file: %w", err)
+	}
+	f.Close()
+	cfg := cio.Config{
+		Stdout: path,
+		Stderr: filepath.Dir(path) + "/./" + filepath.Base(path),
+	}
+	return func(string) (cio.IO, error) { return &shimWrittenIO{cfg: cfg}, nil }, nil
+}
+
+// shimWrittenIO is IO that the shim does all of: nothing to copy or close
+// on our side.
+type shimWrittenIO struct{ cfg cio.Config }
+
+func (s *shimWrittenIO) Config() cio.Config { return s.cfg }
+func (s *shimWrittenIO) Cancel()            {}
+func (s *shimWrittenIO) Wait()              {}
+func (s *shimWrittenIO) Close() error       { return nil }
 
 // loadContainer finds a container, runtime.ErrNotFound if there is none.
 func (d *Driver) loadContainer(ctx context.Context, id string) (client.Container, error) {

@@ -260,7 +260,7 @@ func TestOwnContainerd(t *testing.T) {
 	// A container to outlive containerd's death, and a Wait pending across
 	// it.
 	importBusybox(t, d1)
-	const id = "survivor"
+	id := fmt.Sprintf("survivor-%d", os.Getpid())
 	if _, err := d1.Start(ctx, runtime.ContainerSpec{ID: id, Image: imagebuild.DefaultRef, Command: []string{"sleep", "300"}}); err != nil {
 		t.Fatalf("Start: %v", err)
 	}
@@ -363,6 +363,63 @@ func TestProcessArgs(t *testing.T) {
 	}
 }
 
+func TestClearEntrypointCommand(t *testing.T) {
+	img := imageConfig{Entrypoint: []string{"/ep"}, Cmd: []string{"cmd"}, opt: oci.WithImageConfig(nil)}
+	for _, tc := range []struct {
+		name string
+		spec runtime.ContainerSpec
+		want string
+	}{
+		{"ClearCommand", runtime.ContainerSpec{ClearCommand: true}, "/ep"},
+		{"ClearEntrypointWithCommand", runtime.ContainerSpec{ClearEntrypoint: true, Command: []string{"sh"}}, "sh"},
+		{"ClearBoth", runtime.ContainerSpec{ClearEntrypoint: true, ClearCommand: true}, "error"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			tc.spec.ID = "x"
+			opts, err := specOpts(img, tc.spec)
+			got := "error"
+			if err == nil {
+				s := &oci.Spec{Process: &specs.Process{}}
+				// The args option comes right after the image's.
+				if err := opts[2](context.Background(), nil, nil, s); err != nil {
+					t.Fatal(err)
+				}
+				got = strings.Join(s.Process.Args, " ")
+			}
+			if got != tc.want {
+				t.Errorf("got %q, want %q", got, tc.want)
+			}
+		})
+	}
+}
+
+func TestSpecMounts(t *testing.T) {
+	dir := t.TempDir()
+	ms, err := specMounts([]runtime.Mount{
+		{Source: dir, Target: "/data", ReadOnly: true},
+		{Type: "tmpfs", Target: "/run", Options: []string{"size=65536k", "exec"}},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := fmt.Sprintf("%s %v", ms[0].Type, ms[0].Options); got != "bind [rbind rprivate ro]" {
+		t.Errorf("bind mount: %s", got)
+	}
+	if got := fmt.Sprintf("%s %v", ms[1].Type, ms[1].Options); got != "tmpfs [nosuid nodev noexec rw size=65536k exec]" {
+		t.Errorf("tmpfs mount: %s", got)
+	}
+	for _, bad := range []runtime.Mount{
+		{Source: filepath.Join(dir, "missing"), Target: "/x"},
+		{Source: "relative", Target: "/x"},
+		{Source: dir, Target: "relative"},
+		{Type: "nfs", Target: "/x"},
+	} {
+		if _, err := specMounts([]runtime.Mount{bad}); err == nil {
+			t.Errorf("specMounts(%+v) succeeded", bad)
+		}
+	}
+}
+
 func TestParseSignal(t *testing.T) {
 	for in, want := range map[string]syscall.Signal{
 		"SIGTERM": syscall.SIGTERM, "TERM": syscall.SIGTERM, "sigquit": syscall.SIGQUIT,
@@ -415,5 +472,52 @@ func TestConfigTOML(t *testing.T) {
 		if !strings.Contains(toml, want) {
 			t.Errorf("config lacks %s:\n%s", want, toml)
 		}
+	}
+}
+
+// TestRawLogKeepsBothStreams guards against the shim's file:// log bug: it
+// shares one descriptor between stdout and stderr and closes it when the
+// first stream ends, losing what the other still had to write.
+func TestRawLogKeepsBothStreams(t *testing.T) {
+	d := openShared(t, Config{})
+	importBusybox(t, d)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	dir := t.TempDir()
+	const n = 15 // lost output in about one run in ten before the fix
+	lost := 0
+	for i := range n {
+		id := fmt.Sprintf("rawlog-%d-%d", os.Getpid(), i)
+		logPath := filepath.Join(dir, id+".log")
+		if _, err := d.Start(ctx, runtime.ContainerSpec{
+			ID: id, Image: imagebuild.DefaultRef, LogPath: logPath,
+			Command: []string{"sh", "-c", "echo out; echo err >&2"},
+		}); err != nil {
+			t.Fatalf("Start: %v", err)
+		}
+		ch, err := d.Wait(ctx, id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		<-ch
+		deadline := time.Now().Add(2 * time.Second)
+		for {
+			b, _ := os.ReadFile(logPath)
+			if bytes.Contains(b, []byte("out\n")) && bytes.Contains(b, []byte("err\n")) {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Logf("%s: log holds %q", id, b)
+				lost++
+				break
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+		if err := d.Destroy(ctx, id); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if lost > 0 {
+		t.Errorf("%d of %d containers lost output", lost, n)
 	}
 }

@@ -12,4 +12,8 @@
 // and CMD override rule, no no_new_privs, a HOSTNAME variable, RLIMIT_NOFILE
 // 1024:524288; every rlimit is clamped to the host's hard limit, which an
 // unprivileged-resource host (no CAP_SYS_RESOURCE) would otherwise make fail.
+//
+// Container output is written by the shim, so it outlives the agent: through
+// Config.LoggerBinary, or raw into the log file (see rawLogFile for why that
+// does not use containerd's file:// log URI).
 package containerd

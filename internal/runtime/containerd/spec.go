@@ -21,7 +21,15 @@ import (
 // specOpts builds the OCI spec of a container from its image config and the
 // spec, following Docker where the two differ.
 func specOpts(imgConfig imageConfig, spec runtime.ContainerSpec) ([]oci.SpecOpts, error) {
-	args, err := processArgs(imgConfig.Entrypoint, imgConfig.Cmd, spec.Entrypoint, spec.Command)
+	entrypoint, command := spec.Entrypoint, spec.Command
+	// Compose's `entrypoint: []` / `command: []`: empty, yet given.
+	if spec.ClearEntrypoint && entrypoint == nil {
+		entrypoint = []string{}
+	}
+	if spec.ClearCommand && command == nil {
+		command = []string{}
+	}
+	args, err := processArgs(imgConfig.Entrypoint, imgConfig.Cmd, entrypoint, command)
 	if err != nil {
 		return nil, fmt.Errorf("image %q: %w", spec.Image, err)
 	}
@@ -62,7 +70,7 @@ func specOpts(imgConfig imageConfig, spec runtime.ContainerSpec) ([]oci.SpecOpts
 			Path: spec.NetNSPath,
 		}))
 	}
-	mounts, err := bindMounts(spec.Mounts)
+	mounts, err := specMounts(spec.Mounts)
 	if err != nil {
 		return nil, err
 	}
@@ -98,27 +106,44 @@ func defaultHostname(id string) string {
 	return id
 }
 
-// bindMounts turns the spec's mounts into OCI bind mounts. The source must
-// exist: a typo in a path should fail the start, not make an empty dir.
-func bindMounts(in []runtime.Mount) ([]specs.Mount, error) {
+// specMounts turns the spec's mounts into OCI mounts: binds, whose source
+// must exist (a typo in a path should fail the start, not make an empty
+// dir), and tmpfs, with Docker's nosuid, nodev and noexec unless the options
+// say otherwise (later options win).
+func specMounts(in []runtime.Mount) ([]specs.Mount, error) {
 	var out []specs.Mount
 	for _, m := range in {
-		if !filepath.IsAbs(m.Source) || !filepath.IsAbs(m.Target) {
-			return nil, fmt.Errorf("bind mount %s:%s: source and target must be absolute paths", m.Source, m.Target)
+		if !filepath.IsAbs(m.Target) {
+			return nil, fmt.Errorf("mount target %q: must be an absolute path", m.Target)
 		}
-		if _, err := os.Stat(m.Source); err != nil {
-			return nil, fmt.Errorf("bind mount %s:%s: %w", m.Source, m.Target, err)
-		}
-		opt := "rw"
+		mode := "rw"
 		if m.ReadOnly {
-			opt = "ro"
+			mode = "ro"
 		}
-		out = append(out, specs.Mount{
-			Destination: m.Target,
-			Type:        "bind",
-			Source:      m.Source,
-			Options:     []string{"rbind", "rprivate", opt},
-		})
+		switch m.Type {
+		case "", "bind":
+			if !filepath.IsAbs(m.Source) {
+				return nil, fmt.Errorf("bind mount %s:%s: the source must be an absolute path", m.Source, m.Target)
+			}
+			if _, err := os.Stat(m.Source); err != nil {
+				return nil, fmt.Errorf("bind mount %s:%s: %w", m.Source, m.Target, err)
+			}
+			out = append(out, specs.Mount{
+				Destination: m.Target,
+				Type:        "bind",
+				Source:      m.Source,
+				Options:     append([]string{"rbind", "rprivate", mode}, m.Options...),
+			})
+		case "tmpfs":
+			out = append(out, specs.Mount{
+				Destination: m.Target,
+				Type:        "tmpfs",
+				Source:      "tmpfs",
+				Options:     append([]string{"nosuid", "nodev", "noexec", mode}, m.Options...),
+			})
+		default:
+			return nil, fmt.Errorf("mount %s: type %q is not supported (bind or tmpfs)", m.Target, m.Type)
+		}
 	}
 	return out, nil
 }

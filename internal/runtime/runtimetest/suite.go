@@ -430,14 +430,16 @@ func (s *suite) testMounts(t *testing.T) {
 		t.Fatal(err)
 	}
 	sp := s.spec(t, ImageOCI, "sh", "-c",
-		"cat /etc/app.conf; echo written > /data/out; echo x > /etc/app.conf && echo ro-write-succeeded; echo done")
+		"cat /etc/app.conf; echo written > /data/out; echo x > /etc/app.conf && echo ro-write-succeeded; "+
+			"grep -q ' /scratch tmpfs ' /proc/mounts && echo tmpfs-mounted; echo done")
 	sp.Mounts = []runtime.Mount{
 		{Source: dir, Target: "/data"},
 		{Source: roFile, Target: "/etc/app.conf", ReadOnly: true},
+		{Type: "tmpfs", Target: "/scratch", Options: []string{"size=1m"}},
 	}
 	s.run(t, sp)
 	log := readLog(t, sp.LogPath, "done")
-	mustContain(t, log, "from-host")
+	mustContain(t, log, "from-host", "tmpfs-mounted")
 	if strings.Contains(log, "ro-write-succeeded") {
 		t.Error("a read-only bind mount was writable")
 	}
