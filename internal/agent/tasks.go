@@ -15,6 +15,7 @@ import (
 
 	"github.com/drover-org/drover/api"
 	"github.com/drover-org/drover/internal/dns"
+	"github.com/drover-org/drover/internal/logs"
 	"github.com/drover-org/drover/internal/network"
 	drt "github.com/drover-org/drover/internal/runtime"
 )
@@ -257,6 +258,12 @@ func (a *Agent) start(ctx context.Context, t api.Task) {
 	if err := a.writeTask(t); err != nil {
 		a.report(ctx, t, failed(err))
 		return
+	}
+	if set := t.Spec.Settings; set.LogMaxSize > 0 || set.LogMaxFile > 0 {
+		if err := logs.WriteOptionsBeside(a.LogPath(t.ID), logs.WriterOptions{MaxSize: set.LogMaxSize, MaxFiles: set.LogMaxFile}); err != nil {
+			a.report(ctx, t, failed(fmt.Errorf("logging options: %w", err)))
+			return
+		}
 	}
 	a.report(ctx, t, api.TaskStatus{State: api.StatePreparing, Message: "connecting networks"})
 	req := netRequest(t)

@@ -2,9 +2,12 @@ package logs
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"os"
+	"path/filepath"
 	"time"
 
 	"github.com/containerd/containerd/v2/core/runtime/v2/logging"
@@ -38,8 +41,38 @@ func RunShimLogger(path string) error {
 	if path == "" {
 		return fmt.Errorf("shim-logger: no log path given (usage: drover shim-logger PATH): %w", api.ErrInvalid)
 	}
-	logging.Run(shimLogger(path, WriterOptions{}))
+	logging.Run(shimLogger(path, OptionsBeside(path)))
 	return nil
+}
+
+// OptionsFile is the file, in the log's directory, where the agent puts the
+// container's rotation limits (Compose logging max-size and max-file) for
+// the shim logger to read: the shim passes the logger nothing but the path.
+const OptionsFile = "logging.json"
+
+// WriteOptionsBeside records rotation limits next to the log at path.
+func WriteOptionsBeside(path string, opts WriterOptions) error {
+	b, err := json.Marshal(opts)
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(filepath.Join(filepath.Dir(path), OptionsFile), b, 0o600)
+}
+
+// OptionsBeside reads the limits WriteOptionsBeside recorded; defaults when
+// there are none.
+func OptionsBeside(path string) WriterOptions {
+	var o WriterOptions
+	if b, err := os.ReadFile(filepath.Join(filepath.Dir(path), OptionsFile)); err == nil {
+		_ = json.Unmarshal(b, &o)
+	}
+	if o.MaxSize < 0 {
+		o.MaxSize = 0
+	}
+	if o.MaxFiles < 0 {
+		o.MaxFiles = 0
+	}
+	return o
 }
 
 // shimLogger is the logging.LoggerFunc of RunShimLogger.

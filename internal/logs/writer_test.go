@@ -247,3 +247,17 @@ func TestConcurrentWriteFromStdoutAndStderr(t *testing.T) {
 		t.Fatalf("counts %v, want %d each", next, n)
 	}
 }
+
+func TestOptionsBesideRoundTrip(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "container.log")
+	if got := OptionsBeside(path); got != (WriterOptions{}) {
+		t.Fatalf("no file: %+v, want defaults", got)
+	}
+	want := WriterOptions{MaxSize: 1 << 20, MaxFiles: 5}
+	if err := WriteOptionsBeside(path, want); err != nil {
+		t.Fatal(err)
+	}
+	if got := OptionsBeside(path); got != want {
+		t.Fatalf("got %+v, want %+v", got, want)
+	}
+}
