@@ -195,10 +195,13 @@ type RestartPolicy struct {
 // Service is a service as the server stores it. Version grows by one each
 // time the spec changes; tasks carry the version they were made from.
 type Service struct {
-	ID        string      `json:"id"`
-	Stack     string      `json:"stack"`
-	Spec      ServiceSpec `json:"spec"`
-	Version   uint64      `json:"version"`
-	CreatedAt time.Time   `json:"createdAt"`
-	UpdatedAt time.Time   `json:"updatedAt"`
+	ID      string      `json:"id"`
+	Stack   string      `json:"stack"`
+	Spec    ServiceSpec `json:"spec"`
+	Version uint64      `json:"version"`
+	// Stopped services keep their spec but run no container (`drover
+	// stop`, `up --no-start`) until started again.
+	Stopped   bool      `json:"stopped,omitempty"`
+	CreatedAt time.Time `json:"createdAt"`
+	UpdatedAt time.Time `json:"updatedAt"`
 }

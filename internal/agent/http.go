@@ -18,6 +18,12 @@ import (
 func (a *Agent) Handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /v1/containers/{id}/logs", a.containerLogs)
+	mux.HandleFunc("POST /v1/containers/{id}/exec", a.containerExec)
+	mux.HandleFunc("GET /v1/containers/{id}/stats", a.containerStats)
+	mux.HandleFunc("GET /v1/containers/{id}/top", a.containerTop)
+	mux.HandleFunc("POST /v1/containers/{id}/{action}", a.containerSignal)
+	mux.HandleFunc("GET /v1/containers/{id}/archive", a.archiveGet)
+	mux.HandleFunc("PUT /v1/containers/{id}/archive", a.archivePut)
 	mux.HandleFunc("POST /v1/images/load", a.loadImage)
 	mux.HandleFunc("GET /v1/images", a.listImages)
 	return mux

@@ -90,6 +90,9 @@ func Reconcile(in Input) Actions {
 	sort.Strings(keys)
 	for _, key := range keys {
 		svc := services[key]
+		if svc.Stopped {
+			svc.Spec.Replicas = 0
+		}
 		slots := bySlot[key]
 		for slot := 1; slot <= svc.Spec.Replicas; slot++ {
 			live := newestFirst(slots[slot])

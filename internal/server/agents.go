@@ -8,6 +8,7 @@ import (
 	"errors"
 	"net/http"
 	"sort"
+	"strconv"
 	"time"
 
 	"github.com/drover-org/drover/api"
@@ -58,6 +59,7 @@ func (s *Server) registerNode(w http.ResponseWriter, r *http.Request) {
 	}
 	s.beat(reg.ID, now)
 	s.log.Info("node registered", "node", reg.ID, "hostname", reg.Hostname)
+	s.emit(api.Event{Type: "node", Action: "register", ID: reg.ID, Name: reg.Hostname})
 	s.Kick()
 	writeJSON(w, http.StatusOK, node)
 }
@@ -92,6 +94,10 @@ func (s *Server) reportStatus(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	st.UpdatedAt = s.cfg.Now().UTC()
+	var t api.Task
+	_, _ = s.store.Get(r.Context(), store.TaskKey(id), &t)
+	var prev api.TaskStatus
+	_, _ = s.store.Get(r.Context(), store.TaskStatusKey(id), &prev)
 	txn := &store.Txn{}
 	txn.Exists(store.TaskKey(id))
 	txn.Put(store.TaskStatusKey(id), st)
@@ -102,7 +108,27 @@ func (s *Server) reportStatus(w http.ResponseWriter, r *http.Request) {
 		writeError(w, err)
 		return
 	}
+	s.statusEvents(t, prev, st)
 	w.WriteHeader(http.StatusNoContent)
+}
+
+// statusEvents turns a status change into events, in Docker's words.
+func (s *Server) statusEvents(t api.Task, prev, st api.TaskStatus) {
+	if st.State != prev.State {
+		switch st.State {
+		case api.StateRunning:
+			s.emit(taskEvent(t, "start", nil))
+		case api.StateExited:
+			s.emit(taskEvent(t, "die", map[string]string{"exitCode": strconv.Itoa(st.ExitCode)}))
+		case api.StateFailed:
+			s.emit(taskEvent(t, "fail", map[string]string{"message": st.Message}))
+		case api.StateRemoved:
+			s.emit(taskEvent(t, "destroy", nil))
+		}
+	}
+	if st.Health != prev.Health && st.Health != "" {
+		s.emit(taskEvent(t, "health_status: "+st.Health, nil))
+	}
 }
 
 // assignments answers an agent's long poll: the tasks of its node and the

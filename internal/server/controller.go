@@ -126,12 +126,14 @@ func (s *Server) ReconcileOnce(ctx context.Context) (time.Time, error) {
 	for _, t := range act.Create {
 		put(t)
 		s.log.Info("task created", "task", t.ID, "name", t.Name(), "node", t.NodeID, "version", t.SpecVersion)
+		s.emit(taskEvent(t, "create", nil))
 	}
 	for _, id := range act.Shutdown {
 		t := byID[id]
 		t.DesiredState = api.DesiredShutdown
 		put(t)
 		s.log.Info("task retired", "task", id, "name", t.Name())
+		s.emit(taskEvent(t, "stop", nil))
 	}
 	for _, p := range act.Assign {
 		t := byID[p.TaskID]
@@ -167,6 +169,7 @@ func (s *Server) ReconcileOnce(ctx context.Context) (time.Time, error) {
 			}
 		}
 		s.log.Info("stack removed", "stack", name)
+		s.emit(api.Event{Type: "stack", Action: "remove", ID: name, Stack: name})
 	}
 	if txn.Len() > 0 {
 		if err := s.store.Commit(ctx, txn); err != nil {
@@ -199,6 +202,7 @@ func (s *Server) monitorNodes(snap *store.Snapshot, now time.Time, txn *store.Tx
 			continue
 		}
 		n.LastHeartbeat = last
+		s.events.Publish(api.Event{Time: now, Type: "node", Action: n.State, ID: n.ID, Name: n.Hostname})
 		snap.Nodes[i] = n
 		txn.Put(store.NodeKey(n.ID), n)
 	}

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/drover-org/drover/api"
+	"github.com/drover-org/drover/internal/events"
 	"github.com/drover-org/drover/internal/store"
 )
 
@@ -39,6 +40,7 @@ type Server struct {
 	heartbeats map[string]time.Time // node ID -> last beat (leader's memory)
 	started    time.Time
 	kick       chan struct{} // wakes the controller
+	events     *events.Bus
 }
 
 // New makes a server. Run the controller with RunController.
@@ -65,7 +67,20 @@ func New(cfg Config, st *store.Store) *Server {
 		heartbeats: map[string]time.Time{},
 		started:    cfg.Now(),
 		kick:       make(chan struct{}, 1),
+		events:     events.New(10000),
 	}
+}
+
+// emit publishes an event stamped now.
+func (s *Server) emit(e api.Event) {
+	if e.Time.IsZero() {
+		e.Time = s.cfg.Now().UTC()
+	}
+	s.events.Publish(e)
+}
+
+func taskEvent(t api.Task, action string, attrs map[string]string) api.Event {
+	return api.Event{Type: "container", Action: action, ID: t.ID, Stack: t.Stack, Service: t.Service, Name: t.Name(), Attrs: attrs}
 }
 
 // DefaultAddressPool is where network subnets come from by default.
@@ -86,6 +101,8 @@ type route struct {
 func (s *Server) routes() []route {
 	return []route{
 		{"GET /v1/version", s.version},
+		{"GET /v1/events", s.streamEvents},
+		{"POST /v1/stacks/{name}/services/{service}/{op}", s.serviceOp},
 		{"GET /v1/stacks", s.listStacks},
 		{"GET /v1/stacks/{name}", s.getStack},
 		{"PUT /v1/stacks/{name}", s.deployStack},
@@ -94,6 +111,12 @@ func (s *Server) routes() []route {
 		{"GET /v1/tasks", s.listTasks},
 		{"PUT /v1/tasks/{id}/status", s.reportStatus},
 		{"GET /v1/tasks/{id}/logs", s.taskLogs},
+		{"POST /v1/tasks/{id}/exec", s.taskOp},
+		{"GET /v1/tasks/{id}/stats", s.taskOp},
+		{"GET /v1/tasks/{id}/top", s.taskOp},
+		{"POST /v1/tasks/{id}/{action}", s.taskOp},
+		{"GET /v1/tasks/{id}/archive", s.taskOp},
+		{"PUT /v1/tasks/{id}/archive", s.taskOp},
 		{"GET /v1/nodes", s.listNodes},
 		{"POST /v1/nodes", s.registerNode},
 		{"POST /v1/nodes/{id}/heartbeat", s.heartbeat},

@@ -43,7 +43,7 @@ func service(name string, replicas int, ports ...api.PortSpec) api.ServiceSpec {
 func TestDeployChangesOnlyWhatChanged(t *testing.T) {
 	s, _ := newTestServer(t)
 	ctx := context.Background()
-	res, err := s.Deploy(ctx, spec("app", service("web", 2), service("db", 1)), false)
+	res, err := s.Deploy(ctx, spec("app", service("web", 2), service("db", 1)), DeployOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -55,12 +55,12 @@ func TestDeployChangesOnlyWhatChanged(t *testing.T) {
 		t.Errorf("network %+v", n)
 	}
 
-	res, err = s.Deploy(ctx, spec("app", service("web", 2), service("db", 1)), false)
+	res, err = s.Deploy(ctx, spec("app", service("web", 2), service("db", 1)), DeployOptions{})
 	if err != nil || len(res.Changed) != 0 {
 		t.Fatalf("same spec again: changed %v, err %v", res.Changed, err)
 	}
 
-	res, err = s.Deploy(ctx, spec("app", service("web", 3)), false)
+	res, err = s.Deploy(ctx, spec("app", service("web", 3)), DeployOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -68,15 +68,29 @@ func TestDeployChangesOnlyWhatChanged(t *testing.T) {
 		t.Fatalf("changed %v orphans %v; want [web] [db]", res.Changed, res.Orphans)
 	}
 	for _, sv := range res.Services {
-		if sv.Spec.Name == "web" && sv.Version != 2 {
-			t.Errorf("web version %d, want 2", sv.Version)
+		if sv.Spec.Name == "web" && (sv.Version != 1 || sv.Spec.Replicas != 3) {
+			t.Errorf("web after a scale: version %d replicas %d, want 1 and 3 (a new count keeps the containers)", sv.Version, sv.Spec.Replicas)
 		}
+	}
+	changedImage := service("web", 3)
+	changedImage.Image = "busybox:2"
+	res, err = s.Deploy(ctx, spec("app", changedImage), DeployOptions{})
+	if err != nil || res.Services[0].Version != 2 {
+		t.Fatalf("a changed image must bump the version: %+v %v", res.Services, err)
+	}
+	res, err = s.Deploy(ctx, spec("app", changedImage), DeployOptions{ForceRecreate: true})
+	if err != nil || res.Services[0].Version != 3 {
+		t.Fatalf("--force-recreate must bump the version: %+v %v", res.Services, err)
+	}
+	res, err = s.Deploy(ctx, spec("app", service("web", 1)), DeployOptions{NoRecreate: true})
+	if err != nil || res.Services[0].Version != 3 || res.Services[0].Spec.Image != "busybox:2" || res.Services[0].Spec.Replicas != 1 {
+		t.Fatalf("--no-recreate must keep the running spec and take the count: %+v %v", res.Services, err)
 	}
 	if res.Stack.Networks[0].Subnet != n.Subnet {
 		t.Errorf("the network's subnet moved: %v -> %v", n.Subnet, res.Stack.Networks[0].Subnet)
 	}
 
-	res, err = s.Deploy(ctx, spec("app", service("web", 3)), true)
+	res, err = s.Deploy(ctx, spec("app", changedImage), DeployOptions{RemoveOrphans: true})
 	if err != nil || len(res.Orphans) != 1 {
 		t.Fatal(res, err)
 	}
@@ -86,7 +100,7 @@ func TestDeployChangesOnlyWhatChanged(t *testing.T) {
 	}
 
 	// A second stack gets its own subnet.
-	res, err = s.Deploy(ctx, spec("other", service("x", 1)), false)
+	res, err = s.Deploy(ctx, spec("other", service("x", 1)), DeployOptions{})
 	if err != nil || res.Stack.Networks[0].Subnet != "10.213.1.0/24" {
 		t.Fatalf("second stack: %+v %v", res.Stack.Networks, err)
 	}
@@ -95,7 +109,7 @@ func TestDeployChangesOnlyWhatChanged(t *testing.T) {
 func TestDeployRefusesAndWritesNothing(t *testing.T) {
 	s, _ := newTestServer(t)
 	ctx := context.Background()
-	if _, err := s.Deploy(ctx, spec("a", service("web", 1, api.PortSpec{Published: 8080, Target: 80, Protocol: "tcp"})), false); err != nil {
+	if _, err := s.Deploy(ctx, spec("a", service("web", 1, api.PortSpec{Published: 8080, Target: 80, Protocol: "tcp"})), DeployOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	bad := []struct {
@@ -115,7 +129,7 @@ func TestDeployRefusesAndWritesNothing(t *testing.T) {
 		{spec("c", service("x", 1, api.PortSpec{Published: 1, Target: 1, Protocol: "sctp"})), `protocol "sctp"`, api.ErrInvalid},
 	}
 	for _, b := range bad {
-		_, err := s.Deploy(ctx, b.spec, false)
+		_, err := s.Deploy(ctx, b.spec, DeployOptions{})
 		if err == nil || !errors.Is(err, b.err) || !strings.Contains(err.Error(), b.want) {
 			t.Errorf("deploy %s: err %v, want %v containing %q", b.spec.Name, err, b.err, b.want)
 		}
@@ -135,7 +149,7 @@ func TestReconcileOnceAndRemoval(t *testing.T) {
 		t.Fatal(err)
 	}
 	s.beat("n1", time.Now())
-	if _, err := s.Deploy(ctx, spec("app", service("web", 2)), false); err != nil {
+	if _, err := s.Deploy(ctx, spec("app", service("web", 2)), DeployOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := s.ReconcileOnce(ctx); err != nil {

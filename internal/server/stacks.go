@@ -29,7 +29,11 @@ func (s *Server) deployStack(w http.ResponseWriter, r *http.Request) {
 	}
 	ctx, cancel := ctxTimeout(r, 30*time.Second)
 	defer cancel()
-	res, err := s.Deploy(ctx, spec, r.URL.Query().Get("removeOrphans") == "true")
+	q := r.URL.Query()
+	res, err := s.Deploy(ctx, spec, DeployOptions{
+		RemoveOrphans: q.Get("removeOrphans") == "true", ForceRecreate: q.Get("forceRecreate") == "true",
+		NoRecreate: q.Get("noRecreate") == "true", NoStart: q.Get("noStart") == "true",
+	})
 	if err != nil {
 		writeError(w, err)
 		return
@@ -37,9 +41,17 @@ func (s *Server) deployStack(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, res)
 }
 
+// DeployOptions are `up`'s flags that the server acts on.
+type DeployOptions struct {
+	RemoveOrphans bool // delete services the spec no longer names
+	ForceRecreate bool // replace every container, changed or not
+	NoRecreate    bool // keep existing services' containers even if changed
+	NoStart       bool // new services are created stopped
+}
+
 // Deploy creates or updates a stack in one transaction: either all of it is
 // written or none.
-func (s *Server) Deploy(ctx context.Context, spec api.StackSpec, removeOrphans bool) (api.DeployResult, error) {
+func (s *Server) Deploy(ctx context.Context, spec api.StackSpec, opts DeployOptions) (api.DeployResult, error) {
 	if err := ValidateSpec(spec); err != nil {
 		return api.DeployResult{}, err
 	}
@@ -48,7 +60,7 @@ func (s *Server) Deploy(ctx context.Context, spec api.StackSpec, removeOrphans b
 		if err != nil {
 			return api.DeployResult{}, err
 		}
-		txn, res, err := s.planDeploy(snap, spec, removeOrphans)
+		txn, res, err := s.planDeploy(snap, spec, opts)
 		if err != nil {
 			return api.DeployResult{}, err
 		}
@@ -60,12 +72,16 @@ func (s *Server) Deploy(ctx context.Context, spec api.StackSpec, removeOrphans b
 			return api.DeployResult{}, err
 		}
 		s.log.Info("stack deployed", "stack", spec.Name, "changed", res.Changed, "orphans", res.Orphans)
+		s.emit(api.Event{Type: "stack", Action: "deploy", ID: spec.Name, Stack: spec.Name})
+		for _, c := range res.Changed {
+			s.emit(api.Event{Type: "service", Action: "update", ID: spec.Name + "/" + c, Stack: spec.Name, Service: c})
+		}
 		s.Kick()
 		return res, nil
 	}
 }
 
-func (s *Server) planDeploy(snap *store.Snapshot, spec api.StackSpec, removeOrphans bool) (*store.Txn, api.DeployResult, error) {
+func (s *Server) planDeploy(snap *store.Snapshot, spec api.StackSpec, opts DeployOptions) (*store.Txn, api.DeployResult, error) {
 	now := s.cfg.Now().UTC()
 	var res api.DeployResult
 	txn := &store.Txn{}
@@ -160,13 +176,26 @@ func (s *Server) planDeploy(snap *store.Snapshot, spec api.StackSpec, removeOrph
 		key := store.ServiceKey(spec.Name, sp.Name)
 		old, ok := existing[sp.Name]
 		delete(existing, sp.Name)
-		if ok && sameSpec(old.Spec, sp) {
+		if ok && sameSpec(old.Spec, sp) && !opts.ForceRecreate {
 			res.Services = append(res.Services, old)
 			continue
 		}
-		sv := api.Service{ID: s.cfg.NewID(), Stack: spec.Name, Spec: sp, Version: 1, CreatedAt: now, UpdatedAt: now}
+		sv := api.Service{ID: s.cfg.NewID(), Stack: spec.Name, Spec: sp, Version: 1, CreatedAt: now, UpdatedAt: now, Stopped: opts.NoStart}
 		if ok {
-			sv.ID, sv.CreatedAt, sv.Version = old.ID, old.CreatedAt, old.Version+1
+			sv.ID, sv.CreatedAt, sv.Version, sv.Stopped = old.ID, old.CreatedAt, old.Version, old.Stopped
+			scaled := old.Spec
+			scaled.Replicas = sp.Replicas
+			switch {
+			case opts.ForceRecreate:
+				sv.Version++
+			case sameSpec(scaled, sp):
+				// Only the count changed: add or remove replicas, leave
+				// the running ones alone.
+			case opts.NoRecreate:
+				sv.Spec = scaled
+			default:
+				sv.Version++
+			}
 		}
 		txn.Unchanged(key, snap.ModRevisions[key])
 		txn.Put(key, sv)
@@ -174,7 +203,7 @@ func (s *Server) planDeploy(snap *store.Snapshot, spec api.StackSpec, removeOrph
 		res.Changed = append(res.Changed, sp.Name)
 	}
 	for name := range existing {
-		if removeOrphans {
+		if opts.RemoveOrphans {
 			txn.Delete(store.ServiceKey(spec.Name, name))
 		}
 		res.Orphans = append(res.Orphans, name)

@@ -13,6 +13,7 @@ import (
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.etcd.io/etcd/server/v3/embed"
 	"go.etcd.io/etcd/server/v3/etcdserver/api/v3client"
+	"go.uber.org/zap"
 )
 
 // Embedded is an etcd member running inside the server process.
@@ -36,8 +37,10 @@ func StartEmbedded(ctx context.Context, dir string, log *slog.Logger) (*Embedded
 	cfg := embed.NewConfig()
 	cfg.Name = "drover"
 	cfg.Dir = filepath.Join(dir, "member-data")
-	cfg.LogLevel = "error"
 	cfg.Logger = "zap"
+	// etcd's own log is noise to a Drover user (it reports its own
+	// shutdown as errors); failures reach us as errors from StartEtcd.
+	cfg.ZapLoggerBuilder = embed.NewZapLoggerBuilder(zap.NewNop())
 	sock := filepath.Join(dir, "client.sock")
 	_ = os.Remove(sock)
 	cu := url.URL{Scheme: "unix", Path: sock}

@@ -1,0 +1,117 @@
+package server
+
+import (
+	"encoding/json"
+	"errors"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/drover-org/drover/api"
+	"github.com/drover-org/drover/internal/store"
+)
+
+// serviceOp changes a running service: stop, start, restart (replace its
+// containers), scale (?replicas=N) or rm (remove a stopped service).
+func (s *Server) serviceOp(w http.ResponseWriter, r *http.Request) {
+	stack, name, op := r.PathValue("name"), r.PathValue("service"), r.PathValue("op")
+	ctx, cancel := ctxTimeout(r, 30*time.Second)
+	defer cancel()
+	key := store.ServiceKey(stack, name)
+	for attempt := 0; ; attempt++ {
+		var sv api.Service
+		rev, err := s.store.Get(ctx, key, &sv)
+		if errors.Is(err, api.ErrNotFound) {
+			err = api.Errorf(api.ErrNotFound, "service %q of project %q not found", name, stack)
+		}
+		if err != nil {
+			writeError(w, err)
+			return
+		}
+		txn := &store.Txn{}
+		txn.Unchanged(key, rev)
+		switch op {
+		case "stop":
+			sv.Stopped = true
+		case "start":
+			sv.Stopped = false
+		case "restart":
+			sv.Version++
+			sv.Stopped = false
+		case "scale":
+			n, err := strconv.Atoi(r.URL.Query().Get("replicas"))
+			if err != nil || n < 0 {
+				writeError(w, api.Errorf(api.ErrInvalid, "scale: replicas %q: want a number of 0 or more", r.URL.Query().Get("replicas")))
+				return
+			}
+			sv.Spec.Replicas = n
+		case "rm":
+			if !sv.Stopped && r.URL.Query().Get("force") != "true" {
+				writeError(w, api.Errorf(api.ErrConflict, "service %q is running: stop it first, or force", name))
+				return
+			}
+		default:
+			writeError(w, api.Errorf(api.ErrNotFound, "no such service operation %q (stop, start, restart, scale, rm)", op))
+			return
+		}
+		sv.UpdatedAt = s.cfg.Now().UTC()
+		if op == "rm" {
+			txn.Delete(key)
+		} else {
+			txn.Put(key, sv)
+		}
+		err = s.store.Commit(ctx, txn)
+		if errors.Is(err, api.ErrConflict) && attempt < 5 {
+			continue
+		}
+		if err != nil {
+			writeError(w, err)
+			return
+		}
+		s.emit(api.Event{Type: "service", Action: op, ID: stack + "/" + name, Stack: stack, Service: name})
+		s.Kick()
+		writeJSON(w, http.StatusOK, sv)
+		return
+	}
+}
+
+// streamEvents sends the remembered events, then (unless follow=false) new
+// ones as JSON lines until the client goes.
+func (s *Server) streamEvents(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	stack := q.Get("stack")
+	var since time.Time
+	if v := q.Get("since"); v != "" {
+		t, err := time.Parse(time.RFC3339Nano, v)
+		if err != nil {
+			writeError(w, api.Errorf(api.ErrInvalid, "since %q: want an RFC 3339 time", v))
+			return
+		}
+		since = t
+	}
+	match := func(e api.Event) bool {
+		return (stack == "" || e.Stack == stack) && !e.Time.Before(since)
+	}
+	past, ch := s.events.Subscribe(r.Context(), match)
+	w.Header().Set("Content-Type", "application/x-ndjson")
+	w.WriteHeader(http.StatusOK)
+	enc := json.NewEncoder(w)
+	f, _ := w.(http.Flusher)
+	for _, e := range past {
+		_ = enc.Encode(e)
+	}
+	if f != nil {
+		f.Flush()
+	}
+	if q.Get("follow") == "false" {
+		return
+	}
+	for e := range ch {
+		if err := enc.Encode(e); err != nil {
+			return
+		}
+		if f != nil {
+			f.Flush()
+		}
+	}
+}
