@@ -1,6 +1,7 @@
 package api
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
@@ -21,6 +22,7 @@ type Client struct {
 	host string
 	base string
 	hc   *http.Client
+	dial func(ctx context.Context) (net.Conn, error)
 }
 
 // NewClient makes a client for host: unix:///PATH, tcp://HOST:PORT or
@@ -41,13 +43,18 @@ func NewClient(host string) (*Client, error) {
 		if path == "" {
 			return nil, fmt.Errorf("server address %q: want unix:///absolute/path", host)
 		}
-		tr.DialContext = func(ctx context.Context, _, _ string) (net.Conn, error) {
+		c.dial = func(ctx context.Context) (net.Conn, error) {
 			var d net.Dialer
 			return d.DialContext(ctx, "unix", path)
 		}
+		tr.DialContext = func(ctx context.Context, _, _ string) (net.Conn, error) { return c.dial(ctx) }
 		c.base = "http://drover"
 	case "tcp", "http":
 		c.base = "http://" + u.Host
+		c.dial = func(ctx context.Context) (net.Conn, error) {
+			var d net.Dialer
+			return d.DialContext(ctx, "tcp", u.Host)
+		}
 	default:
 		return nil, fmt.Errorf("server address %q: scheme must be unix, tcp or http", host)
 	}
@@ -260,4 +267,131 @@ func (c *Client) Assignments(ctx context.Context, nodeID, token string, wait tim
 // ReportStatus records what an agent observed of a task.
 func (c *Client) ReportStatus(ctx context.Context, taskID string, st TaskStatus) error {
 	return c.Do(ctx, http.MethodPut, "/v1/tasks/"+url.PathEscape(taskID)+"/status", st, nil)
+}
+
+// DeployOptions are `up`'s flags the server acts on.
+type DeployOptions struct {
+	RemoveOrphans bool
+	ForceRecreate bool
+	NoRecreate    bool
+	NoStart       bool
+}
+
+// Deploy creates or updates a stack with options.
+func (c *Client) Deploy(ctx context.Context, spec StackSpec, o DeployOptions) (DeployResult, error) {
+	var r DeployResult
+	q := url.Values{}
+	for k, v := range map[string]bool{"removeOrphans": o.RemoveOrphans, "forceRecreate": o.ForceRecreate, "noRecreate": o.NoRecreate, "noStart": o.NoStart} {
+		if v {
+			q.Set(k, "true")
+		}
+	}
+	return r, c.Do(ctx, http.MethodPut, "/v1/stacks/"+url.PathEscape(spec.Name)+"?"+q.Encode(), spec, &r)
+}
+
+// ServiceOp stops, starts, restarts, scales or removes a service.
+func (c *Client) ServiceOp(ctx context.Context, stack, service, op string, q url.Values) (Service, error) {
+	var out Service
+	return out, c.Do(ctx, http.MethodPost, "/v1/stacks/"+url.PathEscape(stack)+"/services/"+url.PathEscape(service)+"/"+op+"?"+q.Encode(), nil, &out)
+}
+
+// RunOneOff adds a one-off container of a service to a deployed stack.
+func (c *Client) RunOneOff(ctx context.Context, stack string, req RunRequest) (Service, error) {
+	var out Service
+	return out, c.Do(ctx, http.MethodPost, "/v1/stacks/"+url.PathEscape(stack)+"/run", req, &out)
+}
+
+// Events streams events as JSON lines.
+func (c *Client) Events(ctx context.Context, stack string, follow bool) (io.ReadCloser, error) {
+	q := url.Values{}
+	if stack != "" {
+		q.Set("stack", stack)
+	}
+	if !follow {
+		q.Set("follow", "false")
+	}
+	resp, err := c.Raw(ctx, http.MethodGet, "/v1/events?"+q.Encode(), nil, "")
+	if err != nil {
+		return nil, err
+	}
+	return resp.Body, nil
+}
+
+// TaskStats reads a task's resource usage.
+func (c *Client) TaskStats(ctx context.Context, id string) (ContainerStats, error) {
+	var out ContainerStats
+	return out, c.Do(ctx, http.MethodGet, "/v1/tasks/"+url.PathEscape(id)+"/stats", nil, &out)
+}
+
+// TaskTop lists a task's processes.
+func (c *Client) TaskTop(ctx context.Context, id string) ([]ContainerProcess, error) {
+	var out []ContainerProcess
+	return out, c.Do(ctx, http.MethodGet, "/v1/tasks/"+url.PathEscape(id)+"/top", nil, &out)
+}
+
+// TaskAction pauses, unpauses or signals a task's container.
+func (c *Client) TaskAction(ctx context.Context, id, action, signal string) error {
+	q := url.Values{}
+	if signal != "" {
+		q.Set("signal", signal)
+	}
+	return c.Do(ctx, http.MethodPost, "/v1/tasks/"+url.PathEscape(id)+"/"+action+"?"+q.Encode(), nil, nil)
+}
+
+// ArchiveGet reads a tar of path in a task's container.
+func (c *Client) ArchiveGet(ctx context.Context, id, path string) (io.ReadCloser, error) {
+	resp, err := c.Raw(ctx, http.MethodGet, "/v1/tasks/"+url.PathEscape(id)+"/archive?path="+url.QueryEscape(path), nil, "")
+	if err != nil {
+		return nil, err
+	}
+	return resp.Body, nil
+}
+
+// ArchivePut unpacks a tar into dir in a task's container.
+func (c *Client) ArchivePut(ctx context.Context, id, dir string, tar io.Reader) error {
+	resp, err := c.Raw(ctx, http.MethodPut, "/v1/tasks/"+url.PathEscape(id)+"/archive?path="+url.QueryEscape(dir), tar, "application/x-tar")
+	if err != nil {
+		return err
+	}
+	resp.Body.Close()
+	return nil
+}
+
+// Exec starts a process in a task's container and returns the upgraded
+// connection carrying frames (see WriteFrame); read through the returned
+// reader.
+func (c *Client) Exec(ctx context.Context, id string, req ExecRequest) (net.Conn, *bufio.Reader, error) {
+	spec, err := json.Marshal(req)
+	if err != nil {
+		return nil, nil, err
+	}
+	conn, err := c.dial(ctx)
+	if err != nil {
+		return nil, nil, &Error{Code: CodeUnavailable, Message: fmt.Sprintf("cannot reach the Drover server at %s: %v", c.host, err)}
+	}
+	path := "/v1/tasks/" + url.PathEscape(id) + "/exec?spec=" + url.QueryEscape(string(spec))
+	fmt.Fprintf(conn, "POST %s HTTP/1.1\r\nHost: drover\r\nConnection: Upgrade\r\nUpgrade: drover-exec\r\nContent-Length: 0\r\n\r\n", path)
+	br := bufio.NewReader(conn)
+	resp, err := http.ReadResponse(br, nil)
+	if err != nil {
+		conn.Close()
+		return nil, nil, err
+	}
+	if resp.StatusCode != http.StatusSwitchingProtocols {
+		defer conn.Close()
+		return nil, nil, decodeError(resp)
+	}
+	return conn, br, nil
+}
+
+// RunRequest asks for a one-off container of a service (`drover run`).
+type RunRequest struct {
+	Service    string   `json:"service"`
+	Command    []string `json:"command,omitempty"`
+	Entrypoint []string `json:"entrypoint,omitempty"`
+	Env        []string `json:"env,omitempty"`
+	NoDeps     bool     `json:"noDeps,omitempty"`
+	// Spec is the service's spec from the client's Compose files, used when
+	// the project does not run the service yet.
+	Spec *ServiceSpec `json:"spec,omitempty"`
 }

@@ -201,7 +201,10 @@ type Service struct {
 	Version uint64      `json:"version"`
 	// Stopped services keep their spec but run no container (`drover
 	// stop`, `up --no-start`) until started again.
-	Stopped   bool      `json:"stopped,omitempty"`
+	Stopped bool `json:"stopped,omitempty"`
+	// OneOff marks a `drover run` container's service: not part of the
+	// Compose file, never an orphan, gone with the project.
+	OneOff    bool      `json:"oneOff,omitempty"`
 	CreatedAt time.Time `json:"createdAt"`
 	UpdatedAt time.Time `json:"updatedAt"`
 }

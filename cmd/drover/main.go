@@ -29,8 +29,12 @@ func main() {
 	err := newRoot().ExecuteContext(ctx)
 	stop()
 	if err != nil {
-		fmt.Fprintln(os.Stderr, "drover:", strings.Join(strings.Fields(err.Error()), " "))
-		os.Exit(1)
+		code := cli.ExitCode(err)
+		if code == 1 {
+			// Commands that pass on a container's exit code print nothing.
+			fmt.Fprintln(os.Stderr, "drover:", strings.Join(strings.Fields(err.Error()), " "))
+		}
+		os.Exit(code)
 	}
 }
 

@@ -75,5 +75,14 @@ func Commands(g *Globals) []*cobra.Command {
 	return []*cobra.Command{
 		upCommand(g), downCommand(g), psCommand(g), logsCommand(g), configCommand(g),
 		imageCommand(g), versionCommand(g), lsCommand(g),
+		execCommand(g), runCommand(g), cpCommand(g),
+		serviceOpCommand(g, "start", "Start the services' containers", "start"),
+		serviceOpCommand(g, "stop", "Stop the services' containers", "stop"),
+		serviceOpCommand(g, "restart", "Replace the services' containers with new ones", "restart"),
+		taskActionCommand(g, "pause", "Pause the services' containers", "pause"),
+		taskActionCommand(g, "unpause", "Unpause the services' containers", "unpause"),
+		taskActionCommand(g, "kill", "Send a signal to the services' containers", "kill"),
+		rmCommand(g), scaleCommand(g), topCommand(g), portCommand(g), imagesCommand(g),
+		waitCommand(g), eventsCommand(g), statsCommand(g),
 	}
 }

@@ -39,6 +39,9 @@ type confList struct {
 	CNIVersion string       `json:"cniVersion"`
 	Name       string       `json:"name"`
 	Plugins    []pluginConf `json:"plugins"`
+	// Internal is ours (libcni and the plugins ignore it), so that Networks
+	// can give the network back as it was.
+	Internal bool `json:"droverInternal,omitempty"`
 }
 
 // pluginConf holds the fields of the bridge and portmap plugins we use.
@@ -105,6 +108,56 @@ func validateNetwork(n Network) error {
 	return nil
 }
 
+// gatewayIP is the gateway of n: Gateway, or the subnet's first address,
+// which is what host-local picks when none is given.
+func gatewayIP(n Network) net.IP {
+	if gw := net.ParseIP(n.Gateway).To4(); gw != nil {
+		return gw
+	}
+	_, subnet, err := net.ParseCIDR(n.Subnet)
+	if err != nil || subnet.IP.To4() == nil {
+		return nil
+	}
+	gw := make(net.IP, 4)
+	copy(gw, subnet.IP.To4())
+	gw[3]++
+	return gw
+}
+
+// validateStaticIP checks an address asked for on network n (already valid).
+func validateStaticIP(n Network, addr string) error {
+	ip := net.ParseIP(addr).To4()
+	if ip == nil {
+		return fmt.Errorf("network %q: address %q is not an IPv4 address: %w", n.Name, addr, api.ErrInvalid)
+	}
+	_, subnet, _ := net.ParseCIDR(n.Subnet)
+	if !subnet.Contains(ip) {
+		return fmt.Errorf("network %q: address %s is outside the network's subnet %s on this host; pick one in it or drop ipv4_address: %w", n.Name, ip, n.Subnet, api.ErrInvalid)
+	}
+	bcast := make(net.IP, 4)
+	for i := range bcast {
+		bcast[i] = subnet.IP.To4()[i] | ^subnet.Mask[i]
+	}
+	switch {
+	case ip.Equal(subnet.IP.To4()), ip.Equal(bcast):
+		return fmt.Errorf("network %q: address %s is the network or broadcast address of %s: %w", n.Name, ip, n.Subnet, api.ErrInvalid)
+	case ip.Equal(gatewayIP(n)):
+		return fmt.Errorf("network %q: address %s is the network's gateway: %w", n.Name, ip, api.ErrInvalid)
+	}
+	return nil
+}
+
+// leaseHolder is the task that holds address ip on network n in host-local's
+// store (a file per address holding the container id), or "".
+func (m *Manager) leaseHolder(n Network, ip net.IP) string {
+	data, err := os.ReadFile(filepath.Join(m.ipamDir(), cniNetworkName(n.Name), ip.String()))
+	if err != nil {
+		return ""
+	}
+	id, _, _ := strings.Cut(string(data), "\n")
+	return strings.TrimSpace(id)
+}
+
 // buildConfList makes the network list for one network. primary decides
 // whether the interface carries the default route: only eth0 does, or a
 // container on two networks would have two default routes.
@@ -114,22 +167,26 @@ func (m *Manager) buildConfList(n Network, mtu int, primary bool) ([]byte, error
 		Ranges:  [][]ipamRange{{{Subnet: n.Subnet, Gateway: n.Gateway}}},
 		DataDir: m.ipamDir(),
 	}
-	if primary {
+	if primary && !n.Internal {
 		ipam.Routes = []ipamRoute{{Dst: "0.0.0.0/0"}}
 	}
 	snat := true
 	cl := confList{
 		CNIVersion: cniVersion,
 		Name:       cniNetworkName(n.Name),
+		Internal:   n.Internal,
 		Plugins: []pluginConf{
 			{
-				Type:        "bridge",
-				Bridge:      n.Bridge,
-				IsGateway:   true,
-				IPMasq:      true,
-				HairpinMode: true,
-				MTU:         mtu,
-				IPAM:        ipam,
+				// The gateway address stays on the bridge of an internal
+				// network too: the DNS server answers there.
+				Type:         "bridge",
+				Bridge:       n.Bridge,
+				IsGateway:    true,
+				IPMasq:       !n.Internal,
+				HairpinMode:  true,
+				MTU:          mtu,
+				IPAM:         ipam,
+				Capabilities: map[string]bool{"ips": true},
 			},
 			{
 				Type:         "portmap",
@@ -150,7 +207,7 @@ func networkFromConfList(data []byte) (Network, error) {
 	if !strings.HasPrefix(cl.Name, cniNamePrefix) {
 		return Network{}, fmt.Errorf("network list %q is not Drover's", cl.Name)
 	}
-	n := Network{Name: strings.TrimPrefix(cl.Name, cniNamePrefix)}
+	n := Network{Name: strings.TrimPrefix(cl.Name, cniNamePrefix), Internal: cl.Internal}
 	for _, p := range cl.Plugins {
 		if p.Type != "bridge" {
 			continue

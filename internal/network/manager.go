@@ -47,7 +47,12 @@ type Network struct {
 	Bridge  string // Linux bridge name, at most 15 characters, given by the control plane
 	Subnet  string // this host's subnet of the network, e.g. "10.213.4.0/24"
 	Gateway string // e.g. "10.213.4.1", put on the bridge
-	MTU     int    // 0: the MTU of the host's default-route interface
+	MTU     int    // 0: the MTU of the host's default-route interface; else 576-65535 (driver_opts com.docker.network.driver.mtu)
+	// Internal cuts the network off from everything but itself (Compose
+	// `internal: true`): no masquerade, no default route through it, and
+	// the host forwards nothing between its bridge and any other interface.
+	// Tasks on it still reach each other and the gateway (DNS).
+	Internal bool
 }
 
 // PortMapping publishes a container port on the host.
@@ -63,11 +68,18 @@ type PortMapping struct {
 	Group string
 }
 
-// Request says what to connect one task to.
+// Request says what to connect one task to. A Request without Networks
+// (Compose `network_mode: none`) gets a namespace with only lo, up.
 type Request struct {
-	ID       string        // task id; also the CNI container id
-	Networks []Network     // in order; the first is eth0 and has the default route, the rest eth1...
-	Ports    []PortMapping // published on the first network
+	ID string // task id; also the CNI container id
+	// Networks are in order: eth0, eth1... The first that is not Internal
+	// carries the default route and the published ports.
+	Networks []Network
+	Ports    []PortMapping
+	// IPs asks for fixed IPv4 addresses (Compose ipv4_address), by
+	// Network.Name. An address outside the network's subnet is ErrInvalid;
+	// one another task holds is ErrConflict.
+	IPs map[string]string
 }
 
 // Result is where an attached task lives.
@@ -84,6 +96,13 @@ type Manager struct {
 	dirs     []string
 	log      *slog.Logger
 	cni      *libcni.CNIConfig
+
+	iptablesBin string
+
+	// isoMu guards isolated (bridge -> rules installed, see isolation.go)
+	// and is held, with a host-wide flock, while our chains change.
+	isoMu    sync.Mutex
+	isolated map[string]string
 
 	// portsMu makes checking that host ports are free and publishing them
 	// one step, so two tasks cannot both win the same port.
@@ -113,7 +132,11 @@ func New(cfg Config) (*Manager, error) {
 		return nil, fmt.Errorf("network: CNI plugins %s not found in %s; install them with `apt-get install containernetworking-plugins` or set the plugin directories: %w",
 			strings.Join(missing, ", "), strings.Join(dirs, ", "), api.ErrUnavailable)
 	}
-	m := &Manager{stateDir: stateDir, dirs: dirs, log: cfg.Logger}
+	ipt, err := iptablesPath()
+	if err != nil {
+		return nil, err
+	}
+	m := &Manager{stateDir: stateDir, dirs: dirs, log: cfg.Logger, iptablesBin: ipt, isolated: map[string]string{}}
 	if m.log == nil {
 		m.log = slog.New(slog.DiscardHandler)
 	}
@@ -155,6 +178,17 @@ func (m *Manager) NetNSPath(id string) string { return filepath.Join(m.netnsDir(
 
 func ifName(i int) string { return fmt.Sprintf("eth%d", i) }
 
+// gatewayIndex is the network that carries the default route and the
+// published ports: the first that is not internal, or -1.
+func gatewayIndex(nets []Network) int {
+	for i, n := range nets {
+		if !n.Internal {
+			return i
+		}
+	}
+	return -1
+}
+
 func validateRequest(req Request) error {
 	if !cniName.MatchString(req.ID) {
 		return fmt.Errorf("task id %q: must match %s: %w", req.ID, cniName, api.ErrInvalid)
@@ -170,8 +204,22 @@ func validateRequest(req Request) error {
 		}
 		names[n.Name], bridges[n.Bridge] = true, true
 	}
-	if len(req.Ports) > 0 && len(req.Networks) == 0 {
-		return fmt.Errorf("task %s: ports can only be published on a network: %w", req.ID, api.ErrInvalid)
+	if len(req.Ports) > 0 && gatewayIndex(req.Networks) < 0 {
+		return fmt.Errorf("task %s: ports can only be published on a network that is not internal: %w", req.ID, api.ErrInvalid)
+	}
+	for name, addr := range req.IPs {
+		var n *Network
+		for i := range req.Networks {
+			if req.Networks[i].Name == name {
+				n = &req.Networks[i]
+			}
+		}
+		if n == nil {
+			return fmt.Errorf("task %s: address %s asked for on network %q, which the task is not on: %w", req.ID, addr, name, api.ErrInvalid)
+		}
+		if err := validateStaticIP(*n, addr); err != nil {
+			return fmt.Errorf("task %s: %w", req.ID, err)
+		}
 	}
 	if err := validatePorts(req.Ports); err != nil {
 		return fmt.Errorf("task %s: %w", req.ID, err)
@@ -253,6 +301,7 @@ func (m *Manager) add(ctx context.Context, req Request, i int, added *int) (net.
 	if mtu == 0 {
 		mtu = hostMTU()
 	}
+	gw := gatewayIndex(req.Networks)
 	primary, err := m.buildConfList(n, mtu, true)
 	if err != nil {
 		return nil, err
@@ -261,7 +310,7 @@ func (m *Manager) add(ctx context.Context, req Request, i int, added *int) (net.
 		return nil, fmt.Errorf("write network list: %w", err)
 	}
 	data := primary
-	if i > 0 {
+	if i != gw {
 		if data, err = m.buildConfList(n, mtu, false); err != nil {
 			return nil, err
 		}
@@ -270,9 +319,25 @@ func (m *Manager) add(ctx context.Context, req Request, i int, added *int) (net.
 	if err != nil {
 		return nil, err
 	}
+	// The rules go in before the first task's interface comes up.
+	if err := m.ensureIsolation(n); err != nil {
+		return nil, err
+	}
 	rt := &libcni.RuntimeConf{ContainerID: req.ID, NetNS: m.NetNSPath(req.ID), IfName: ifName(i)}
-	if i == 0 {
+	if i == gw {
 		rt.CapabilityArgs = capabilityArgs(req.Ports)
+	}
+	want := net.ParseIP(req.IPs[n.Name]).To4()
+	if want != nil {
+		if holder := m.leaseHolder(n, want); holder != "" && holder != req.ID {
+			return nil, fmt.Errorf("address %s is taken by task %s: %w", want, holder, api.ErrConflict)
+		}
+		if rt.CapabilityArgs == nil {
+			rt.CapabilityArgs = map[string]any{}
+		}
+		// host-local reads it from runtimeConfig.ips (the bridge plugin
+		// declares the "ips" capability).
+		rt.CapabilityArgs["ips"] = []string{want.String()}
 	}
 	*added = i + 1
 	r, err := m.cni.AddNetworkList(ctx, list, rt)
@@ -285,6 +350,9 @@ func (m *Manager) add(ctx context.Context, req Request, i int, added *int) (net.
 	}
 	for _, ipc := range cur.IPs {
 		if ip4 := ipc.Address.IP.To4(); ip4 != nil {
+			if want != nil && !ip4.Equal(want) {
+				return nil, fmt.Errorf("asked for address %s, CNI gave %s", want, ip4)
+			}
 			return ip4, nil
 		}
 	}
@@ -310,15 +378,16 @@ func (m *Manager) Detach(ctx context.Context, req Request) error {
 	}
 	var errs []error
 	done := map[string]bool{} // "<cni network>/<ifname>"
+	gw := gatewayIndex(req.Networks)
 	for i := len(req.Networks) - 1; i >= 0; i-- {
 		n := req.Networks[i]
 		var ports []PortMapping
-		if i == 0 {
+		if i == gw {
 			ports = req.Ports
 		}
 		name := cniNetworkName(n.Name)
 		done[name+"/"+ifName(i)] = true
-		if err := m.del(ctx, req.ID, nsPath, name, ifName(i), &n, i == 0, ports); err != nil {
+		if err := m.del(ctx, req.ID, nsPath, name, ifName(i), &n, i == gw, ports); err != nil {
 			errs = append(errs, fmt.Errorf("task %s: network %q (bridge %s) as %s: %w", req.ID, n.Name, n.Bridge, ifName(i), err))
 		}
 	}
@@ -390,6 +459,13 @@ func (m *Manager) RemoveNetwork(ctx context.Context, n Network) error {
 	if n.Name != "" && !cniName.MatchString(n.Name) {
 		return fmt.Errorf("network %q: name must match %s: %w", n.Name, cniName, api.ErrInvalid)
 	}
+	if n.Bridge == "" { // the bridge is in the network's list, if we have it
+		if data, err := os.ReadFile(m.confListPath(n.Name)); err == nil {
+			if stored, err := networkFromConfList(data); err == nil {
+				n.Bridge = stored.Bridge
+			}
+		}
+	}
 	log := m.log.With("network", n.Name, "bridge", n.Bridge)
 	if n.Name != "" {
 		if atts, err := m.cni.GetCachedAttachments(""); err == nil {
@@ -413,6 +489,10 @@ func (m *Manager) RemoveNetwork(ctx context.Context, n Network) error {
 			if err := netlink.LinkDel(link); err != nil {
 				return fmt.Errorf("network %q: delete bridge %s: %w", n.Name, n.Bridge, err)
 			}
+		}
+		// After the bridge, so a live bridge is never without its rules.
+		if err := m.removeIsolation(n.Bridge); err != nil {
+			return fmt.Errorf("network %q: remove isolation rules of bridge %s: %w", n.Name, n.Bridge, err)
 		}
 	}
 	if n.Name != "" {

@@ -103,6 +103,7 @@ func (s *Server) routes() []route {
 		{"GET /v1/version", s.version},
 		{"GET /v1/events", s.streamEvents},
 		{"POST /v1/stacks/{name}/services/{service}/{op}", s.serviceOp},
+		{"POST /v1/stacks/{name}/run", s.runOneOff},
 		{"GET /v1/stacks", s.listStacks},
 		{"GET /v1/stacks/{name}", s.getStack},
 		{"PUT /v1/stacks/{name}", s.deployStack},

@@ -115,3 +115,78 @@ func (s *Server) streamEvents(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 }
+
+// runOneOff adds a one-off container of a service (`drover run`): a service
+// of one replica that is never restarted, named "<service>-run-<id>".
+func (s *Server) runOneOff(w http.ResponseWriter, r *http.Request) {
+	stack := r.PathValue("name")
+	var req api.RunRequest
+	if err := decodeBody(r, &req); err != nil {
+		writeError(w, err)
+		return
+	}
+	ctx, cancel := ctxTimeout(r, 30*time.Second)
+	defer cancel()
+	snap, err := s.store.Snapshot(ctx)
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	st, ok := snap.Stacks[stack]
+	if !ok || st.Removing {
+		writeError(w, api.Errorf(api.ErrNotFound, "project %q is not deployed: run `drover up` first", stack))
+		return
+	}
+	var spec *api.ServiceSpec
+	for _, sv := range snap.Services {
+		if sv.Stack == stack && sv.Spec.Name == req.Service && !sv.OneOff {
+			spec = &sv.Spec
+		}
+	}
+	if spec == nil {
+		spec = req.Spec
+	}
+	if spec == nil {
+		writeError(w, api.Errorf(api.ErrNotFound, "service %q of project %q not found", req.Service, stack))
+		return
+	}
+	one := *spec
+	one.Name = req.Service + "-run-" + s.cfg.NewID()[:6]
+	one.Replicas = 1
+	one.Restart = api.RestartPolicy{Condition: api.RestartNone}
+	one.Ports = nil // as Compose's run: published ports only with --service-ports
+	if req.Command != nil {
+		one.Command, one.ClearCommand = req.Command, len(req.Command) == 0
+	}
+	if req.Entrypoint != nil {
+		one.Entrypoint, one.ClearEntrypoint = req.Entrypoint, len(req.Entrypoint) == 0
+	}
+	one.Env = append(append([]string(nil), one.Env...), req.Env...)
+	if req.NoDeps {
+		one.DependsOn = nil
+	}
+	for _, n := range one.Networks {
+		found := false
+		for _, sn := range st.Networks {
+			found = found || sn.Name == n.Name
+		}
+		if !found {
+			writeError(w, api.Errorf(api.ErrInvalid, "service %q: network %q is not part of the deployed project", req.Service, n.Name))
+			return
+		}
+	}
+	now := s.cfg.Now().UTC()
+	sv := api.Service{ID: s.cfg.NewID(), Stack: stack, Spec: one, Version: 1, OneOff: true, CreatedAt: now, UpdatedAt: now}
+	txn := &store.Txn{}
+	key := store.ServiceKey(stack, one.Name)
+	txn.Unchanged(key, 0)
+	txn.Exists(store.StackKey(stack))
+	txn.Put(key, sv)
+	if err := s.store.Commit(ctx, txn); err != nil {
+		writeError(w, err)
+		return
+	}
+	s.emit(api.Event{Type: "service", Action: "run", ID: stack + "/" + one.Name, Stack: stack, Service: one.Name})
+	s.Kick()
+	writeJSON(w, http.StatusOK, sv)
+}

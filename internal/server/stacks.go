@@ -168,7 +168,7 @@ func (s *Server) planDeploy(snap *store.Snapshot, spec api.StackSpec, opts Deplo
 
 	existing := map[string]api.Service{}
 	for _, sv := range snap.Services {
-		if sv.Stack == spec.Name {
+		if sv.Stack == spec.Name && !sv.OneOff {
 			existing[sv.Spec.Name] = sv
 		}
 	}

@@ -13,6 +13,7 @@ import (
 	"github.com/containerd/containerd/v2/client"
 	"github.com/containerd/containerd/v2/pkg/cio"
 	"github.com/containerd/errdefs"
+	"golang.org/x/sys/unix"
 
 	"github.com/drover-org/drover/internal/runtime"
 )
@@ -147,7 +148,11 @@ func (d *Driver) deleteContainer(ctx context.Context, c client.Container) {
 // logger binary when configured, else raw. The shim writes the log, so it
 // outlives the agent.
 func (d *Driver) logIO(spec runtime.ContainerSpec) (cio.Creator, error) {
+	tty, stdinOpen := spec.Settings.Tty, spec.Settings.StdinOpen
 	if spec.LogPath == "" {
+		if tty {
+			return nil, errors.New("tty: true needs a log path for the terminal's output")
+		}
 		return cio.NullIO, nil
 	}
 	if !filepath.IsAbs(spec.LogPath) {
@@ -159,9 +164,43 @@ func (d *Driver) logIO(spec runtime.ContainerSpec) (cio.Creator, error) {
 	if d.cfg.LoggerBinary != "" {
 		// The runc shim runs the binary with each query key and value of
 		// the URI as arguments: LoggerBinary shim-logger <LogPath>.
-		return cio.BinaryIO(d.cfg.LoggerBinary, map[string]string{"shim-logger": spec.LogPath}), nil
+		creator := cio.BinaryIO(d.cfg.LoggerBinary, map[string]string{"shim-logger": spec.LogPath})
+		if tty {
+			// The shim copies the terminal to the logger binary. A
+			// terminal never reaches end of input, so stdin_open needs
+			// nothing more.
+			return withTerminal(creator), nil
+		}
+		if stdinOpen {
+			// The shim gives binary-logged processes no stdin.
+			d.logger.Warn("stdin_open without tty is not supported with the logger binary: stdin is /dev/null", "container", spec.ID)
+		}
+		return creator, nil
 	}
-	return rawLogFile(spec.LogPath)
+	if tty {
+		// The shim writes a terminal only to a fifo or a logger binary.
+		return nil, errors.New("tty: true needs the driver's logger binary (Config.LoggerBinary)")
+	}
+	return rawLogFile(spec.LogPath, stdinOpen)
+}
+
+// withTerminal marks the IO of a creator as a terminal's.
+func withTerminal(c cio.Creator) cio.Creator {
+	return func(id string) (cio.IO, error) {
+		io, err := c(id)
+		if err != nil {
+			return nil, err
+		}
+		return terminalIO{io}, nil
+	}
+}
+
+type terminalIO struct{ cio.IO }
+
+func (t terminalIO) Config() cio.Config {
+	cfg := t.IO.Config()
+	cfg.Terminal = true
+	return cfg
 }
 
 // rawLogFile appends the container's stdout and stderr to path, written by
@@ -174,7 +213,10 @@ func (d *Driver) logIO(spec runtime.ContainerSpec) (cio.Creator, error) {
 // path that is not a fifo for appending, once per distinct path string. So
 // stderr gets the same file spelled differently ("dir/./name"), and each
 // stream has, and closes, its own descriptor.
-func rawLogFile(path string) (cio.Creator, error) {
+//
+// With stdinOpen the container's stdin is a fifo beside the log that nobody
+// writes to: it stays open and empty, as `docker run -i` without input.
+func rawLogFile(path string, stdinOpen bool) (cio.Creator, error) {
 	f, err := os.OpenFile(path, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	if err != nil {
 		return nil, fmt.Errorf("log file: %w", err)
@@ -183,6 +225,12 @@ func rawLogFile(path string) (cio.Creator, error) {
 	cfg := cio.Config{
 		Stdout: path,
 		Stderr: filepath.Dir(path) + "/./" + filepath.Base(path),
+	}
+	if stdinOpen {
+		cfg.Stdin = path + ".stdin"
+		if err := unix.Mkfifo(cfg.Stdin, 0o600); err != nil && !errors.Is(err, os.ErrExist) {
+			return nil, fmt.Errorf("stdin fifo: %w", err)
+		}
 	}
 	return func(string) (cio.IO, error) { return &shimWrittenIO{cfg: cfg}, nil }, nil
 }

@@ -33,9 +33,16 @@ func specOpts(imgConfig imageConfig, spec runtime.ContainerSpec) ([]oci.SpecOpts
 	if err != nil {
 		return nil, fmt.Errorf("image %q: %w", spec.Image, err)
 	}
+	hostNet := spec.NetNSPath == "host"
 	hostname := spec.Hostname
 	if hostname == "" {
 		hostname = defaultHostname(spec.ID)
+		if hostNet {
+			// Docker: a container on the host's network has its name.
+			if h, err := os.Hostname(); err == nil {
+				hostname = h
+			}
+		}
 	}
 	opts := []oci.SpecOpts{
 		// Docker's device set (/dev/pts, /dev/console, mknod allowed).
@@ -61,7 +68,7 @@ func specOpts(imgConfig imageConfig, spec runtime.ContainerSpec) ([]oci.SpecOpts
 		name, _, _ := strings.Cut(spec.User, ":")
 		opts = append(opts, oci.WithUser(spec.User), oci.WithAdditionalGIDs(name))
 	}
-	if spec.NetNSPath != "" {
+	if spec.NetNSPath != "" && !hostNet {
 		if _, err := os.Stat(spec.NetNSPath); err != nil {
 			return nil, fmt.Errorf("network namespace %s: %w", spec.NetNSPath, err)
 		}
@@ -74,7 +81,13 @@ func specOpts(imgConfig imageConfig, spec runtime.ContainerSpec) ([]oci.SpecOpts
 	if err != nil {
 		return nil, err
 	}
-	opts = append(opts, oci.WithMounts(mounts), clampRlimits)
+	opts = append(opts, oci.WithMounts(mounts))
+	sopts, err := settingsOpts(spec.Settings, hostNet)
+	if err != nil {
+		return nil, err
+	}
+	// Rlimits are clamped last, after the settings' ulimits.
+	opts = append(append(opts, sopts...), clampRlimits)
 	return opts, nil
 }
 
