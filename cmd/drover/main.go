@@ -29,8 +29,8 @@ func main() {
 	err := newRoot().ExecuteContext(ctx)
 	stop()
 	if err != nil {
-		code := cli.ExitCode(err)
-		if code == 1 {
+		code, passOn := cli.ExitCode(err)
+		if !passOn {
 			// Commands that pass on a container's exit code print nothing.
 			fmt.Fprintln(os.Stderr, "drover:", strings.Join(strings.Fields(err.Error()), " "))
 		}

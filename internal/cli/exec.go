@@ -196,7 +196,9 @@ func runCommand(g *Globals) *cobra.Command {
 				return err
 			}
 			t := target{c: c, project: res.Spec.Name}
-			task, err := waitOneOff(ctx, t, sv.Spec.Name, func(tk api.Task) bool { return tk.Status.State != api.StatePending && tk.Status.State != api.StatePreparing })
+			task, err := waitOneOff(ctx, t, sv.Spec.Name, func(tk api.Task) bool {
+				return tk.Status.State != api.StatePending && tk.Status.State != api.StatePreparing
+			})
 			if err != nil {
 				return err
 			}

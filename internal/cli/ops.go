@@ -506,11 +506,12 @@ type exitCode int
 
 func (e exitCode) Error() string { return fmt.Sprintf("exit status %d", int(e)) }
 
-// ExitCode is the code an error asks the process to exit with.
-func ExitCode(err error) int {
+// ExitCode is the code an error asks the process to exit with, and
+// whether it is a container's code (which the CLI passes on silently).
+func ExitCode(err error) (int, bool) {
 	var e exitCode
 	if errors.As(err, &e) {
-		return int(e)
+		return int(e), true
 	}
-	return 1
+	return 1, false
 }
