@@ -24,6 +24,7 @@ type Networker interface {
 	Attach(ctx context.Context, req network.Request) (network.Result, error)
 	Detach(ctx context.Context, req network.Request) error
 	RemoveNetwork(ctx context.Context, n network.Network) error
+	NetNSPath(id string) string
 }
 
 // Resolver is the node's DNS server.

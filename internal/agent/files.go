@@ -20,8 +20,13 @@ func (a *Agent) writeFiles(t api.Task, req network.Request, addrs map[string]str
 	if err := os.WriteFile(filepath.Join(dir, "addresses.json"), b, 0o600); err != nil {
 		return nil, err
 	}
+	hosts := hostsFile(t, req, addrs)
+	if t.Spec.NetworkMode == "host" {
+		b, _ := os.ReadFile("/etc/hosts")
+		hosts = string(b) + extraHosts(t, req)
+	}
 	files := map[string]string{
-		"hosts":       hostsFile(t, req, addrs),
+		"hosts":       hosts,
 		"hostname":    t.Hostname() + "\n",
 		"resolv.conf": resolvConf(req, t.Spec.Settings, a.hostResolvConf()),
 	}
@@ -44,10 +49,19 @@ func hostsFile(t api.Task, req network.Request, addrs map[string]string) string 
 			fmt.Fprintf(&b, "%s\t%s\n", ip, t.Hostname())
 		}
 	}
+	b.WriteString(extraHosts(t, req))
+	return b.String()
+}
+
+func extraHosts(t api.Task, req network.Request) string {
+	var b strings.Builder
 	for _, h := range t.Spec.ExtraHosts {
 		ip := h.IP
-		if ip == "host-gateway" && len(req.Networks) > 0 {
-			ip = req.Networks[0].Gateway
+		if ip == "host-gateway" {
+			ip = "127.0.0.1"
+			if len(req.Networks) > 0 {
+				ip = req.Networks[0].Gateway
+			}
 		}
 		fmt.Fprintf(&b, "%s\t%s\n", ip, h.Host)
 	}

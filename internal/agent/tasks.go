@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/drover-org/drover/api"
@@ -267,7 +268,7 @@ func (a *Agent) start(ctx context.Context, t api.Task) {
 	}
 	a.report(ctx, t, api.TaskStatus{State: api.StatePreparing, Message: "connecting networks"})
 	req := netRequest(t)
-	res, err := a.cfg.Network.Attach(ctx, req)
+	res, err := a.attach(ctx, t, req)
 	if err != nil {
 		log.Warn("network attach failed", "err", err)
 		a.report(ctx, t, failed(fmt.Errorf("network: %w", err)))
@@ -475,6 +476,30 @@ func sameStatus(a, b api.TaskStatus) bool {
 
 func toNetwork(n api.Network) network.Network {
 	return network.Network{Name: n.FullName, Bridge: n.Bridge, Subnet: n.Subnet, Gateway: n.Gateway}
+}
+
+// attach gives the task its network namespace as its network_mode says:
+// its own, connected to its networks (none: loopback only); the host's; or
+// that of a running container of another service.
+func (a *Agent) attach(ctx context.Context, t api.Task, req network.Request) (network.Result, error) {
+	mode := t.Spec.NetworkMode
+	switch {
+	case mode == "host":
+		return network.Result{NetNSPath: "host"}, nil
+	case strings.HasPrefix(mode, "service:"):
+		peer := strings.TrimPrefix(mode, "service:")
+		a.mu.Lock()
+		defer a.mu.Unlock()
+		for id, w := range a.workers {
+			if w.latest.Stack == t.Stack && w.latest.Service == peer && w.latest.DesiredState == api.DesiredRunning && !w.removed {
+				if st, err := a.cfg.Driver.Inspect(ctx, id); err == nil && st.State == drt.StateRunning {
+					return network.Result{NetNSPath: a.cfg.Network.NetNSPath(id)}, nil
+				}
+			}
+		}
+		return network.Result{}, fmt.Errorf("network_mode %s: no running container of %q on this node", mode, peer)
+	}
+	return a.cfg.Network.Attach(ctx, req)
 }
 
 // netRequest is the network request of a task; the same for attach and

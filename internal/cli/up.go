@@ -14,7 +14,7 @@ import (
 )
 
 func upCommand(g *Globals) *cobra.Command {
-	var detach, removeOrphans, wait bool
+	var detach, removeOrphans, wait, forceRecreate, noRecreate, noStart bool
 	var waitTimeout time.Duration
 	cmd := &cobra.Command{
 		Use:   "up",
@@ -32,9 +32,16 @@ func upCommand(g *Globals) *cobra.Command {
 					defer cancel()
 				}
 			}
-			return runUp(ctx, g, upOptions{detach: detach, removeOrphans: removeOrphans, waitHealthy: wait})
+			if forceRecreate && noRecreate {
+				return fmt.Errorf("--force-recreate and --no-recreate cannot be used together")
+			}
+			return runUp(ctx, g, upOptions{detach: detach || noStart, waitHealthy: wait, noStart: noStart,
+				deploy: api.DeployOptions{RemoveOrphans: removeOrphans, ForceRecreate: forceRecreate, NoRecreate: noRecreate, NoStart: noStart}})
 		},
 	}
+	cmd.Flags().BoolVar(&forceRecreate, "force-recreate", false, "replace every container, even if its service did not change")
+	cmd.Flags().BoolVar(&noRecreate, "no-recreate", false, "keep existing containers even if their service changed")
+	cmd.Flags().BoolVar(&noStart, "no-start", false, "create the services but start no container")
 	cmd.Flags().BoolVar(&wait, "wait", false, "wait until the containers run and are healthy (implies -d)")
 	cmd.Flags().DurationVar(&waitTimeout, "wait-timeout", 0, "with --wait, give up after this long (e.g. 60s)")
 	cmd.Flags().BoolVarP(&detach, "detach", "d", false, "return once the containers run")
@@ -43,7 +50,8 @@ func upCommand(g *Globals) *cobra.Command {
 }
 
 type upOptions struct {
-	detach, removeOrphans, waitHealthy bool
+	detach, waitHealthy, noStart bool
+	deploy                       api.DeployOptions
 }
 
 func runUp(ctx context.Context, g *Globals, o upOptions) error {
@@ -58,13 +66,19 @@ func runUp(ctx context.Context, g *Globals, o upOptions) error {
 	if err != nil {
 		return err
 	}
-	dr, err := c.DeployStack(ctx, res.Spec, o.removeOrphans)
+	dr, err := c.Deploy(ctx, res.Spec, o.deploy)
 	if err != nil {
 		return fmt.Errorf("deploy project %q: %w", res.Spec.Name, err)
 	}
-	if len(dr.Orphans) > 0 && !o.removeOrphans {
+	if len(dr.Orphans) > 0 && !o.deploy.RemoveOrphans {
 		fmt.Fprintf(g.Err, "WARN Found orphan services (%s) for project %q. Run up with --remove-orphans to remove them.\n",
 			strings.Join(dr.Orphans, ", "), res.Spec.Name)
+	}
+	if o.noStart {
+		for _, s := range dr.Services {
+			fmt.Fprintf(g.Err, " ✔ Service %s  Created\n", s.Spec.Name)
+		}
+		return nil
 	}
 	if err := waitRunning(ctx, c, g.Err, dr, o.waitHealthy); err != nil {
 		return err

@@ -11,13 +11,22 @@
 //	StateDir/netns/<task id>       the task's network namespace, bind-mounted
 //
 // Attach creates the namespace, brings lo up and runs a CNI ADD per network
-// (eth0 for the first, eth1... for the rest); ports are published on the
-// first network by portmap, on 127.0.0.1 as well as on the host's addresses.
+// (eth0 for the first, eth1... for the rest); a Request without networks
+// (network_mode: none) gets just lo. The first network that is not Internal
+// carries the default route, and ports are published on it by portmap, on
+// 127.0.0.1 as well as on the host's addresses. Request.IPs pins addresses
+// (ipv4_address) through host-local's "ips" capability.
 // Detach runs the matching DELs and removes the namespace. Because the
 // namespace is a bind mount and libcni caches what each ADD was given, a task
 // outlives the agent process: a new Manager on the same StateDir can Detach
 // it, and a DEL gets exactly the port mappings of its ADD, so no DNAT rule is
 // left behind.
+//
+// Networks are kept apart by iptables rules in chains of our own
+// (DROVER-ISOLATION-1/-2, see isolation.go): nothing new goes from one
+// network's bridge to another's, except to published ports; an internal
+// network's bridge exchanges nothing with any other interface. The rules
+// come with a network's first ADD and go with RemoveNetwork.
 //
 // Invariants:
 //   - Attach is all or nothing: on any failure it undoes what it did, so no
@@ -25,9 +34,13 @@
 //   - Detach and RemoveNetwork are idempotent; what is already gone is fine.
 //   - A host port (protocol, address) is published by at most one task, and
 //     never over a port a host process already listens on.
+//   - A bridge carries tasks only once its isolation rules are in place;
+//     rules of a bridge and our chains do not outlive RemoveNetwork of the
+//     last network.
 //
-// Not here yet: keeping networks apart (with forwarding on, the host routes
-// between bridges, so a task can reach another network's subnet through its
-// gateway) and traffic across hosts (VXLAN). The DNS server on the gateways
-// is package dns.
+// Not here yet: traffic across hosts (VXLAN; isolation there is the
+// overlay's to keep) and IPv6. The host itself (INPUT) is not filtered: a
+// task on an internal network has no route to the host's other addresses,
+// but one with NET_ADMIN could add one. The DNS server on the gateways is
+// package dns.
 package network

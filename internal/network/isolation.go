@@ -248,3 +248,25 @@ func namesInterface(fields []string, br string) bool {
 	}
 	return false
 }
+
+// isolatedBridges are the bridges our chains have rules for.
+func (m *Manager) isolatedBridges() []string {
+	var out []string
+	seen := map[string]bool{}
+	for _, c := range []string{isolationChain1, isolationChain2} {
+		listing, err := m.iptables("-S", c)
+		if err != nil {
+			continue
+		}
+		for _, line := range strings.Split(listing, "\n") {
+			f := strings.Fields(line)
+			for i := 0; i+1 < len(f); i++ {
+				if (f[i] == "-i" || f[i] == "-o") && !seen[f[i+1]] {
+					seen[f[i+1]] = true
+					out = append(out, f[i+1])
+				}
+			}
+		}
+	}
+	return out
+}

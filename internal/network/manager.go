@@ -509,7 +509,8 @@ func (m *Manager) RemoveNetwork(ctx context.Context, n Network) error {
 
 // Networks lists what this host has of Drover's networks: every network
 // with a list under StateDir (whether or not its bridge exists now), and every
-// bridge whose name starts with BridgePrefix but has no list (Name empty).
+// bridge whose name starts with BridgePrefix, or that our isolation rules
+// name, but has no list (Name empty).
 // An agent compares it with what it should have and removes the rest with
 // RemoveNetwork.
 func (m *Manager) Networks() ([]Network, error) {
@@ -543,6 +544,14 @@ func (m *Manager) Networks() ([]Network, error) {
 		name := l.Attrs().Name
 		if l.Type() == "bridge" && strings.HasPrefix(name, BridgePrefix) && !known[name] {
 			out = append(out, Network{Bridge: name})
+			known[name] = true
+		}
+	}
+	// Rules whose bridge and list are both gone (say, StateDir was wiped).
+	for _, br := range m.isolatedBridges() {
+		if !known[br] {
+			out = append(out, Network{Bridge: br})
+			known[br] = true
 		}
 	}
 	sort.Slice(out, func(i, j int) bool {

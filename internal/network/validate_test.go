@@ -3,6 +3,7 @@ package network
 import (
 	"encoding/json"
 	"errors"
+	"strings"
 	"testing"
 
 	"github.com/drover-org/drover/api"
@@ -121,5 +122,88 @@ func TestConfListRoundTrip(t *testing.T) {
 	}
 	if back != n {
 		t.Errorf("read back %+v, want %+v", back, n)
+	}
+}
+
+func TestValidateRequest(t *testing.T) {
+	n := Network{Name: "app_front", Bridge: "drv-abc", Subnet: "10.213.4.0/24", Gateway: "10.213.4.1"}
+	in := Network{Name: "app_back", Bridge: "drv-def", Subnet: "10.213.5.0/28", Internal: true}
+	port := []PortMapping{{HostPort: 8080, ContainerPort: 80}}
+	tests := []struct {
+		name  string
+		req   Request
+		valid bool
+	}{
+		{"no networks (network_mode none)", Request{ID: "t1"}, true},
+		{"no networks with ports", Request{ID: "t1", Ports: port}, false},
+		{"ports on internal only", Request{ID: "t1", Networks: []Network{in}, Ports: port}, false},
+		{"ports with internal first", Request{ID: "t1", Networks: []Network{in, n}, Ports: port}, true},
+		{"static", Request{ID: "t1", Networks: []Network{n}, IPs: map[string]string{"app_front": "10.213.4.9"}}, true},
+		{"static, no gateway given", Request{ID: "t1", Networks: []Network{in}, IPs: map[string]string{"app_back": "10.213.5.14"}}, true},
+		{"static is default gateway", Request{ID: "t1", Networks: []Network{in}, IPs: map[string]string{"app_back": "10.213.5.1"}}, false},
+		{"static is broadcast", Request{ID: "t1", Networks: []Network{in}, IPs: map[string]string{"app_back": "10.213.5.15"}}, false},
+		{"static is network address", Request{ID: "t1", Networks: []Network{n}, IPs: map[string]string{"app_front": "10.213.4.0"}}, false},
+		{"static outside subnet", Request{ID: "t1", Networks: []Network{in}, IPs: map[string]string{"app_back": "10.213.5.16"}}, false},
+		{"static is gateway", Request{ID: "t1", Networks: []Network{n}, IPs: map[string]string{"app_front": "10.213.4.1"}}, false},
+		{"static IPv6", Request{ID: "t1", Networks: []Network{n}, IPs: map[string]string{"app_front": "fd00::5"}}, false},
+		{"static on another network", Request{ID: "t1", Networks: []Network{n}, IPs: map[string]string{"app_back": "10.213.5.9"}}, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			err := validateRequest(tt.req)
+			if tt.valid && err != nil {
+				t.Fatalf("unexpected error: %v", err)
+			}
+			if !tt.valid && !errors.Is(err, api.ErrInvalid) {
+				t.Fatalf("err %v, want ErrInvalid", err)
+			}
+		})
+	}
+}
+
+func TestGatewayIndex(t *testing.T) {
+	a, b := Network{Name: "a"}, Network{Name: "b", Internal: true}
+	for _, tt := range []struct {
+		nets []Network
+		want int
+	}{
+		{nil, -1}, {[]Network{a}, 0}, {[]Network{b}, -1}, {[]Network{b, a}, 1}, {[]Network{a, b}, 0},
+	} {
+		if got := gatewayIndex(tt.nets); got != tt.want {
+			t.Errorf("gatewayIndex(%v) = %d, want %d", tt.nets, got, tt.want)
+		}
+	}
+}
+
+// An internal network has no masquerade and no default route even as the
+// primary network, and reads back as internal.
+func TestInternalConfList(t *testing.T) {
+	m := &Manager{stateDir: "/state"}
+	n := Network{Name: "app_back", Bridge: "drv-def", Subnet: "10.213.5.0/24", Gateway: "10.213.5.1", MTU: 1400, Internal: true}
+	data, err := m.buildConfList(n, n.MTU, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var cl confList
+	if err := json.Unmarshal(data, &cl); err != nil {
+		t.Fatal(err)
+	}
+	br := cl.Plugins[0]
+	if br.IPMasq || len(br.IPAM.Routes) != 0 || !br.IsGateway || !br.Capabilities["ips"] {
+		t.Errorf("bridge plugin of an internal network: %+v, routes %v", br, br.IPAM.Routes)
+	}
+	back, err := networkFromConfList(data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if back != n {
+		t.Errorf("read back %+v, want %+v", back, n)
+	}
+}
+
+func TestNamesInterface(t *testing.T) {
+	rule := strings.Fields("-A DROVER-ISOLATION-1 ! -i drv-ab -o drv-ab -j DROP")
+	if !namesInterface(rule, "drv-ab") || namesInterface(rule, "drv-a") || namesInterface(rule, "DROP") {
+		t.Error("namesInterface matches the wrong bridges")
 	}
 }

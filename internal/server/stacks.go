@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"sort"
 
+	"strings"
 	"time"
 
 	"github.com/drover-org/drover/api"
@@ -105,7 +106,7 @@ func (s *Server) planDeploy(snap *store.Snapshot, spec api.StackSpec, opts Deplo
 	// listing; their digests go into the specs that use them, so a
 	// changed secret recreates its containers.
 	digests := map[string]string{}
-	txn.DeletePrefix(store.SecretPrefix(spec.Name))
+	keep := map[string]bool{}
 	for kind, list := range map[string][]api.SecretSpec{"secret": spec.Secrets, "config": spec.Configs} {
 		for _, sec := range list {
 			if sec.External {
@@ -113,7 +114,14 @@ func (s *Server) planDeploy(snap *store.Snapshot, spec api.StackSpec, opts Deplo
 			}
 			sum := sha256.Sum256(sec.Content)
 			digests[kind+"/"+sec.Name] = hex.EncodeToString(sum[:])
-			txn.PutRaw(store.SecretKey(spec.Name, kind, sec.Name), string(sec.Content))
+			key := store.SecretKey(spec.Name, kind, sec.Name)
+			keep[key] = true
+			txn.PutRaw(key, string(sec.Content))
+		}
+	}
+	for _, key := range snap.SecretKeys {
+		if strings.HasPrefix(key, store.SecretPrefix(spec.Name)) && !keep[key] {
+			txn.Delete(key)
 		}
 	}
 	for i := range spec.Services {
@@ -176,13 +184,14 @@ func (s *Server) planDeploy(snap *store.Snapshot, spec api.StackSpec, opts Deplo
 		key := store.ServiceKey(spec.Name, sp.Name)
 		old, ok := existing[sp.Name]
 		delete(existing, sp.Name)
-		if ok && sameSpec(old.Spec, sp) && !opts.ForceRecreate {
+		if ok && sameSpec(old.Spec, sp) && !opts.ForceRecreate && !(old.Stopped && !opts.NoStart) {
 			res.Services = append(res.Services, old)
 			continue
 		}
 		sv := api.Service{ID: s.cfg.NewID(), Stack: spec.Name, Spec: sp, Version: 1, CreatedAt: now, UpdatedAt: now, Stopped: opts.NoStart}
 		if ok {
-			sv.ID, sv.CreatedAt, sv.Version, sv.Stopped = old.ID, old.CreatedAt, old.Version, old.Stopped
+			// up starts stopped services; up --no-start leaves them be.
+			sv.ID, sv.CreatedAt, sv.Version, sv.Stopped = old.ID, old.CreatedAt, old.Version, old.Stopped && opts.NoStart
 			scaled := old.Spec
 			scaled.Replicas = sp.Replicas
 			switch {

@@ -43,6 +43,8 @@ type Snapshot struct {
 	Services []api.Service // sorted by stack, name
 	Tasks    []api.Task    // with Status merged; sorted by stack, service, slot, creation
 	Nodes    []api.Node
+	// SecretKeys are the keys of stored secrets and configs (no content).
+	SecretKeys []string
 	// VolumeDeletes are named volumes the agents are to delete.
 	VolumeDeletes []string
 	// ModRevisions by key, for compare-and-swap.
@@ -99,8 +101,8 @@ func (s *Store) Snapshot(ctx context.Context) (*Snapshot, error) {
 		case "volumedeletes":
 			snap.VolumeDeletes = append(snap.VolumeDeletes, strings.TrimPrefix(rest, "volumedeletes/"))
 		case "secrets":
-			// Content stays out of snapshots.
-			delete(snap.ModRevisions, key)
+			// Content stays out of snapshots; only the key is noted.
+			snap.SecretKeys = append(snap.SecretKeys, key)
 		case "subnets":
 			snap.SubnetLeases[strings.ReplaceAll(strings.TrimPrefix(rest, "subnets/"), "_", "/")] = string(kv.Value)
 		}

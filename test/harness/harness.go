@@ -147,6 +147,14 @@ func StartServer(t testing.TB) *Server {
 	return s
 }
 
+// For returns a view of the server whose checks fail t (a subtest) rather
+// than the test that started it.
+func (s *Server) For(t testing.TB) *Server {
+	c := *s
+	c.t = t
+	return &c
+}
+
 // Start (re)starts the server process on the same data dir and waits until
 // its node is ready.
 func (s *Server) Start() {

@@ -23,6 +23,7 @@ func TestCLI(t *testing.T) {
 }
 
 func testUpForeground(t *testing.T, s *harness.Server) {
+	s = s.For(t)
 	dir := harness.WriteProject(t, "fg", fmt.Sprintf(`
 services:
   ticker:
@@ -80,6 +81,7 @@ wait:
 }
 
 func testConfig(t *testing.T, s *harness.Server) {
+	s = s.For(t)
 	dir := harness.WriteProject(t, "cfg", `
 services:
   web:
@@ -98,6 +100,7 @@ services:
 }
 
 func testUDPAndHostIP(t *testing.T, s *harness.Server) {
+	s = s.For(t)
 	udp := harness.FreePort(t)
 	tcp := harness.FreePort(t)
 	dir := harness.WriteProject(t, "udp", fmt.Sprintf(`

@@ -22,6 +22,7 @@ func TestSingleHost(t *testing.T) {
 }
 
 func testUpPsLogsDown(t *testing.T, s *harness.Server) {
+	s = s.For(t)
 	port := harness.FreePort(t)
 	dir := harness.WriteProject(t, "webapp", fmt.Sprintf(`
 services:
@@ -160,6 +161,7 @@ services:
 }
 
 func testRestartPolicy(t *testing.T, s *harness.Server) {
+	s = s.For(t)
 	dir := harness.WriteProject(t, "restarts", fmt.Sprintf(`
 services:
   flaky:
@@ -219,6 +221,7 @@ services:
 }
 
 func testBadFile(t *testing.T, s *harness.Server) {
+	s = s.For(t)
 	dir := harness.WriteProject(t, "broken", fmt.Sprintf(`
 services:
   ok:

@@ -155,7 +155,11 @@ func capabilities(defaults, add, drop []string) ([]string, error) {
 	var caps []string
 	switch {
 	case slices.Contains(add, "ALL"):
-		for _, c := range cap.Known() {
+		all, err := cap.Current()
+		if err != nil {
+			return nil, fmt.Errorf("cap_add ALL: %w", err)
+		}
+		for _, c := range all {
 			if !slices.Contains(drop, c) {
 				caps = append(caps, c)
 			}
@@ -258,8 +262,10 @@ func settingsOpts(st api.ContainerSettings, hostNet bool) ([]oci.SpecOpts, error
 
 	// Capabilities, then devices.
 	if st.Privileged {
+		// Every capability we have: the agent itself may lack some (no
+		// CAP_SYS_RESOURCE on some hosts), and runc cannot grant those.
 		opts = append(opts,
-			oci.WithCapabilities(cap.Known()),
+			oci.WithAllCurrentCapabilities,
 			oci.WithMaskedPaths(nil),
 			oci.WithReadonlyPaths(nil),
 			oci.WithWriteableSysfs,
@@ -341,7 +347,18 @@ func settingsOpts(st api.ContainerSettings, hostNet bool) ([]oci.SpecOpts, error
 		opts = append(opts, oci.WithRootFSReadonly())
 	}
 	if st.Domainname != "" {
-		opts = append(opts, oci.WithDomainname(st.Domainname))
+		// runc 1.1 ignores the spec's domainname; the UTS namespace's
+		// sysctl sets it with any runc.
+		dn := st.Domainname
+		opts = append(opts, oci.WithDomainname(dn), func(_ context.Context, _ oci.Client, _ *containers.Container, s *oci.Spec) error {
+			if s.Linux.Sysctl == nil {
+				s.Linux.Sysctl = map[string]string{}
+			}
+			if _, set := s.Linux.Sysctl["kernel.domainname"]; !set {
+				s.Linux.Sysctl["kernel.domainname"] = dn
+			}
+			return nil
+		})
 	}
 	// MacAddress: the container's interface is made by the agent's CNI
 	// plugins, which own its MAC; nothing to do in the OCI spec.

@@ -33,6 +33,9 @@ const (
 	// ImageEntrypoint has ENTRYPOINT ["echo", "ep"], CMD ["imgcmd"],
 	// WORKDIR /home and IMGVAR=img.
 	ImageEntrypoint = "drover.local/runtimetest/entrypoint:v1"
+	// ImageHealth has a HEALTHCHECK (see healthTest) and the file
+	// /data/seed/hello.txt ("seeded", mode 0640).
+	ImageHealth = "drover.local/runtimetest/health:v1"
 )
 
 // timeout bounds each subtest's calls.
@@ -65,6 +68,15 @@ func Suite(t *testing.T, newDriver func(t *testing.T) (runtime.Driver, runtime.I
 	t.Run("Stop", s.testStop)
 	t.Run("Destroy", s.testDestroy)
 	t.Run("Adoption", s.testAdoption)
+	t.Run("Settings", s.testSettings)
+	t.Run("Exec", s.testExec)
+	t.Run("Stats", s.testStats)
+	t.Run("PauseResume", s.testPauseResume)
+	t.Run("Kill", s.testKill)
+	t.Run("Top", s.testTop)
+	t.Run("Copy", s.testCopy)
+	t.Run("ImageHealthcheck", s.testImageHealthcheck)
+	t.Run("SeedVolume", s.testSeedVolume)
 }
 
 type suite struct {
@@ -197,6 +209,10 @@ func (s *suite) testImport(t *testing.T) {
 		{"Docker", ImageDocker, ImageDocker, true, plain},
 		{"DockerShortName", ImageShort, "docker.io/library/" + ImageShort, true, plain},
 		{"OCIEntrypoint", ImageEntrypoint, ImageEntrypoint, false, ep},
+		{"DockerHealth", ImageHealth, ImageHealth, true, build(imagebuild.Options{
+			Healthcheck: &healthTest,
+			Files:       map[string]imagebuild.File{"/data/seed/hello.txt": {Mode: 0o640, Data: []byte("seeded")}},
+		})},
 	} {
 		var buf bytes.Buffer
 		write := imagebuild.WriteOCIArchive
