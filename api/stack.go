@@ -72,6 +72,11 @@ type Network struct {
 	Subnet   string `json:"subnet"`
 	Gateway  string `json:"gateway"`
 	Bridge   string `json:"bridge"`
+	Internal bool   `json:"internal,omitempty"`
+	MTU      int    `json:"mtu,omitempty"`
+	// External networks belong to another project; this one only uses
+	// them.
+	External bool `json:"external,omitempty"`
 }
 
 // Volume is a stack's named volume. FullName is the volume's name on the

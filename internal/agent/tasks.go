@@ -475,7 +475,7 @@ func sameStatus(a, b api.TaskStatus) bool {
 }
 
 func toNetwork(n api.Network) network.Network {
-	return network.Network{Name: n.FullName, Bridge: n.Bridge, Subnet: n.Subnet, Gateway: n.Gateway}
+	return network.Network{Name: n.FullName, Bridge: n.Bridge, Subnet: n.Subnet, Gateway: n.Gateway, Internal: n.Internal, MTU: n.MTU}
 }
 
 // attach gives the task its network namespace as its network_mode says:
@@ -508,6 +508,14 @@ func netRequest(t api.Task) network.Request {
 	req := network.Request{ID: t.ID}
 	for _, n := range t.Networks {
 		req.Networks = append(req.Networks, toNetwork(n.Network))
+		for _, sn := range t.Spec.Networks {
+			if sn.Name == n.Network.Name && sn.IPv4Address != "" {
+				if req.IPs == nil {
+					req.IPs = map[string]string{}
+				}
+				req.IPs[n.Network.FullName] = sn.IPv4Address
+			}
+		}
 	}
 	if len(req.Networks) > 0 {
 		for _, p := range t.Spec.Ports {

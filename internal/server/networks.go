@@ -23,8 +23,16 @@ func leaseSubnet(pool string, leased map[string]string) (subnet, gateway string,
 		v := uint32(b[0])<<24 | uint32(b[1])<<16 | uint32(b[2])<<8
 		v += uint32(i) << 8
 		b = [4]byte{byte(v >> 24), byte(v >> 16), byte(v >> 8), 0}
-		sn := netip.PrefixFrom(netip.AddrFrom4(b), 24).String()
-		if _, taken := leased[sn]; taken {
+		cand := netip.PrefixFrom(netip.AddrFrom4(b), 24)
+		sn := cand.String()
+		taken := false
+		for other := range leased {
+			if op, err := netip.ParsePrefix(other); err == nil && op.Overlaps(cand) {
+				taken = true
+				break
+			}
+		}
+		if taken {
 			continue
 		}
 		gw := netip.AddrFrom4([4]byte{b[0], b[1], b[2], 1}).String()

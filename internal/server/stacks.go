@@ -11,6 +11,8 @@ import (
 	"net/http"
 	"sort"
 
+	"net/netip"
+	"strconv"
 	"strings"
 	"time"
 
@@ -157,18 +159,11 @@ func (s *Server) planDeploy(snap *store.Snapshot, spec api.StackSpec, opts Deplo
 		if have[n.Name] {
 			continue
 		}
-		subnet, gw, err := leaseSubnet(s.cfg.AddressPool, leased)
+		net, err := s.newNetwork(snap, spec.Name, n, leased, txn)
 		if err != nil {
 			return nil, res, err
 		}
-		leased[subnet] = spec.Name + "/" + n.Name
-		key := store.SubnetLeaseKey(subnet)
-		txn.Unchanged(key, 0)
-		txn.PutRaw(key, spec.Name+"/"+n.Name)
-		st.Networks = append(st.Networks, api.Network{
-			Stack: spec.Name, Name: n.Name, FullName: fullNetworkName(spec.Name, n.Name),
-			Subnet: subnet, Gateway: gw, Bridge: bridgeName(spec.Name, n.Name),
-		})
+		st.Networks = append(st.Networks, net)
 	}
 	sort.Slice(st.Networks, func(i, j int) bool { return st.Networks[i].Name < st.Networks[j].Name })
 	txn.Put(stackKey, st)
@@ -397,4 +392,64 @@ func (s *Server) secretContent(w http.ResponseWriter, r *http.Request) {
 	}
 	w.Header().Set("Content-Type", "application/octet-stream")
 	_, _ = w.Write(b)
+}
+
+// newNetwork makes a stack's network: an external one found in another
+// project, or a new bridge with a leased (or the asked-for) subnet.
+func (s *Server) newNetwork(snap *store.Snapshot, stack string, n api.NetworkSpec, leased map[string]string, txn *store.Txn) (api.Network, error) {
+	if n.External {
+		name := n.ExternalName
+		if name == "" {
+			name = n.Name
+		}
+		for _, other := range snap.Stacks {
+			for _, on := range other.Networks {
+				if on.FullName == name && !on.External {
+					on.Stack, on.Name, on.External = stack, n.Name, true
+					return on, nil
+				}
+			}
+		}
+		return api.Network{}, api.Errorf(api.ErrInvalid, "network %q: external network %q not found (it must be a network of another deployed project)", n.Name, name)
+	}
+	net := api.Network{Stack: stack, Name: n.Name, FullName: fullNetworkName(stack, n.Name),
+		Bridge: bridgeName(stack, n.Name), Internal: n.Internal}
+	if v := n.DriverOpts["com.docker.network.driver.mtu"]; v != "" {
+		mtu, err := strconv.Atoi(v)
+		if err != nil || mtu < 576 || mtu > 65535 {
+			return net, api.Errorf(api.ErrInvalid, "network %q: driver_opts com.docker.network.driver.mtu %q: want a number from 576 to 65535", n.Name, v)
+		}
+		net.MTU = mtu
+	}
+	if v := n.DriverOpts["com.docker.network.bridge.name"]; v != "" {
+		if len(v) > 15 {
+			return net, api.Errorf(api.ErrInvalid, "network %q: driver_opts com.docker.network.bridge.name %q is longer than 15 characters", n.Name, v)
+		}
+		net.Bridge = v
+	}
+	if n.Subnet != "" {
+		p, err := netip.ParsePrefix(n.Subnet)
+		if err != nil || !p.Addr().Is4() || p.Bits() > 30 {
+			return net, api.Errorf(api.ErrInvalid, "network %q: ipam subnet %q: want an IPv4 prefix of /30 or larger", n.Name, n.Subnet)
+		}
+		p = p.Masked()
+		for other, owner := range leased {
+			if op, err := netip.ParsePrefix(other); err == nil && op.Overlaps(p) {
+				return net, api.Errorf(api.ErrConflict, "network %q: subnet %s overlaps %s of %s", n.Name, p, op, owner)
+			}
+		}
+		net.Subnet = p.String()
+		net.Gateway = p.Addr().Next().String()
+	} else {
+		subnet, gw, err := leaseSubnet(s.cfg.AddressPool, leased)
+		if err != nil {
+			return net, err
+		}
+		net.Subnet, net.Gateway = subnet, gw
+	}
+	leased[net.Subnet] = stack + "/" + n.Name
+	key := store.SubnetLeaseKey(net.Subnet)
+	txn.Unchanged(key, 0)
+	txn.PutRaw(key, stack+"/"+n.Name)
+	return net, nil
 }
