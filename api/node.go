@@ -20,12 +20,23 @@ type NodeRegistration struct {
 	Version      string `json:"version"`
 }
 
+// Node availability, set by operators (`drover node update`).
+const (
+	AvailabilityActive = "active" // takes new tasks
+	AvailabilityPause  = "pause"  // keeps its tasks, takes no new ones
+	AvailabilityDrain  = "drain"  // its tasks move elsewhere
+)
+
 // Node is a host that runs tasks.
 type Node struct {
 	NodeRegistration
-	State         string    `json:"state"`
-	RegisteredAt  time.Time `json:"registeredAt"`
-	LastHeartbeat time.Time `json:"lastHeartbeat,omitzero"`
+	// Role is "manager" for a node that runs a server, else "worker".
+	Role          string            `json:"role,omitempty"`
+	Labels        map[string]string `json:"labels,omitempty"`
+	Availability  string            `json:"availability,omitempty"` // "" means active
+	State         string            `json:"state"`
+	RegisteredAt  time.Time         `json:"registeredAt"`
+	LastHeartbeat time.Time         `json:"lastHeartbeat,omitzero"`
 }
 
 // Assignments is what an agent is asked to run, with what it needs to name

@@ -37,6 +37,31 @@ type ServiceSpec struct {
 	NetworkMode string `json:"networkMode,omitempty"`
 
 	Settings ContainerSettings `json:"settings,omitzero"`
+
+	// Mode is "replicated" (default, Replicas tasks) or "global" (one task
+	// per eligible node).
+	Mode      string    `json:"mode,omitempty"`
+	Placement Placement `json:"placement,omitzero"`
+	// Reservations are what each task needs of a node; the scheduler never
+	// overcommits them.
+	Reservations Resources `json:"reservations,omitzero"`
+}
+
+// Placement is deploy.placement.
+type Placement struct {
+	// Constraints like "node.labels.zone==east", "node.role!=manager",
+	// "node.hostname==h1", "node.id==ID".
+	Constraints []string `json:"constraints,omitempty"`
+	// Preferences spread tasks over the values of a node label, e.g.
+	// "node.labels.zone".
+	Preferences        []string `json:"preferences,omitempty"`
+	MaxReplicasPerNode int      `json:"maxReplicasPerNode,omitempty"`
+}
+
+// Resources are CPUs (fractional) and memory in bytes.
+type Resources struct {
+	CPUs        float64 `json:"cpus,omitempty"`
+	MemoryBytes int64   `json:"memoryBytes,omitempty"`
 }
 
 // ContainerSettings are the container-level knobs of a Compose service.
