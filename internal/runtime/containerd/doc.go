@@ -1,5 +1,6 @@
 // Package containerd runs Drover's containers on containerd through its Go
-// client: it implements runtime.Driver and runtime.ImageStore.
+// client: it implements runtime.Driver, runtime.ImageStore, runtime.Execer,
+// runtime.Operator and runtime.ImageInspector.
 //
 // By default Open starts the distribution's containerd as a child in its own
 // session, with a minimal config and its root, state, socket, log and pid
@@ -12,6 +13,14 @@
 // and CMD override rule, no no_new_privs, a HOSTNAME variable, RLIMIT_NOFILE
 // 1024:524288; every rlimit is clamped to the host's hard limit, which an
 // unprivileged-resource host (no CAP_SYS_RESOURCE) would otherwise make fail.
+// Compose's container settings (settings.go) follow Docker too: its default
+// capabilities, containerd's default seccomp profile (Docker's), masked and
+// read-only /proc paths, a 64 MiB /dev/shm; privileged gets every capability
+// the agent itself has. NetNSPath "host" is the host's network namespace.
+//
+// Exec, cp (through /proc/PID/root and os.Root, which refuses symlinks out of
+// the container) and stats (cgroup v1 or v2 metrics, network bytes from the
+// task's /proc/PID/net/dev) work on running containers only.
 //
 // Container output is written by the shim, so it outlives the agent: through
 // Config.LoggerBinary, or raw into the log file (see rawLogFile for why that
