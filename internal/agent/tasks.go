@@ -460,7 +460,8 @@ func (a *Agent) report(ctx context.Context, t api.Task, st api.TaskStatus) {
 }
 
 func sameStatus(a, b api.TaskStatus) bool {
-	if a.State != b.State || a.Message != b.Message || a.ExitCode != b.ExitCode || a.PID != b.PID || a.ContainerID != b.ContainerID {
+	if a.State != b.State || a.Message != b.Message || a.ExitCode != b.ExitCode || a.PID != b.PID || a.ContainerID != b.ContainerID ||
+		a.Health != b.Health || a.HealthLog != b.HealthLog {
 		return false
 	}
 	if len(a.Addresses) != len(b.Addresses) {
