@@ -53,8 +53,8 @@ func simCluster(nodes, tasks, perService int) ([]api.Node, []api.Task) {
 	return ns, ts
 }
 
-func benchSchedule(b *testing.B, nodes, tasks int) {
-	ns, ts := simCluster(nodes, tasks, 1000)
+func benchSchedule(b *testing.B, nodes, tasks, perService int) {
+	ns, ts := simCluster(nodes, tasks, perService)
 	b.ReportAllocs()
 	b.ResetTimer()
 	for b.Loop() {
@@ -66,8 +66,12 @@ func benchSchedule(b *testing.B, nodes, tasks int) {
 	b.ReportMetric(float64(tasks)*float64(b.N)/b.Elapsed().Seconds(), "placements/s")
 }
 
-func BenchmarkSchedule100kOn1k(b *testing.B) { benchSchedule(b, 1000, 100_000) }
-func BenchmarkSchedule1MOn5k(b *testing.B)   { benchSchedule(b, 5000, 1_000_000) }
+func BenchmarkSchedule100kOn1k(b *testing.B) { benchSchedule(b, 1000, 100_000, 1000) }
+func BenchmarkSchedule1MOn5k(b *testing.B)   { benchSchedule(b, 5000, 1_000_000, 1000) }
+
+// BenchmarkSchedule100kSingletonsOn1k is the worst case: every task its
+// own service, so nothing is shared and each costs a pass over the nodes.
+func BenchmarkSchedule100kSingletonsOn1k(b *testing.B) { benchSchedule(b, 1000, 100_000, 1) }
 
 // TestScale prints what docs/scheduler.md reports:
 //

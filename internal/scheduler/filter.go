@@ -153,12 +153,14 @@ func (f *maxReplicasFilter) Explain(nodes int) string {
 }
 
 type portsFilter struct {
-	ports []api.PortSpec
-	seen  *api.PortSpec // the first port found in use
+	service string
+	ports   []api.PortSpec
+	seen    *api.PortSpec // the first port found in use
 }
 
 func (f *portsFilter) Name() string { return "ports" }
 func (f *portsFilter) Enabled(t *api.Task) bool {
+	f.service = serviceKey(t)
 	f.ports = f.ports[:0]
 	for _, p := range t.Spec.Ports {
 		if p.Published != 0 {
@@ -169,7 +171,7 @@ func (f *portsFilter) Enabled(t *api.Task) bool {
 }
 func (f *portsFilter) Check(_ *api.Node, st *NodeState) bool {
 	for i, p := range f.ports {
-		if st.PortInUse(p) {
+		if st.PortInUse(p, f.service) {
 			if f.seen == nil {
 				f.seen = &f.ports[i]
 			}

@@ -63,3 +63,16 @@ func PinToNode(spec api.ServiceSpec, nodeID string) api.ServiceSpec {
 	spec.Placement.Constraints = append(c, "node.id=="+nodeID)
 	return spec
 }
+
+// PinnedNode returns the node a spec is pinned to by a node.id==
+// constraint (as PinToNode adds), so that the reconciler can tell which
+// node an unplaced global task is for.
+func PinnedNode(spec api.ServiceSpec) (string, bool) {
+	cs := spec.Placement.Constraints
+	for i := len(cs) - 1; i >= 0; i-- {
+		if c, err := ParseConstraint(cs[i]); err == nil && c.Equal && c.Key == "node.id" {
+			return c.Value, true
+		}
+	}
+	return "", false
+}

@@ -99,6 +99,9 @@ func fits(n *api.Node, on []*api.Task, t *api.Task) bool {
 		if o.Stack == t.Stack && o.Service == t.Service {
 			same++
 		}
+		if o.Stack == t.Stack && o.Service == t.Service {
+			continue // replicas share their host ports
+		}
 		for _, p := range o.Spec.Ports {
 			for _, q := range t.Spec.Ports {
 				if p.Published != 0 && p.Published == q.Published && protocol(p.Protocol) == protocol(q.Protocol) &&
@@ -262,6 +265,30 @@ func TestPropertyDeterministic(t *testing.T) {
 		b := ScheduleWith(opts, shuffledNodes, shuffledRunning, pending)
 		if !reflect.DeepEqual(a, b) {
 			t.Fatalf("plans differ:\n%+v\n%+v", a, b)
+		}
+	})
+}
+
+// TestPropertySearchMatchesHeap: small groups search their candidates,
+// larger ones keep heaps; both must choose the same nodes and reasons.
+func TestPropertySearchMatchesHeap(t *testing.T) {
+	defer func(n int) { smallGroup = n }(smallGroup)
+	rapid.Check(t, func(t *rapid.T) {
+		nodes := genNodes(t, rapid.IntRange(0, 6).Draw(t, "nodes"), false)
+		pending := genTasks(t, "p", 3, 6)
+		running := genTasks(t, "r", 2, 4)
+		for i := range running {
+			if len(nodes) > 0 {
+				running[i].NodeID = nodes[rapid.IntRange(0, len(nodes)-1).Draw(t, "on")].ID
+			}
+		}
+		opts := Options{Strategy: rapid.SampledFrom([]string{Spread, Binpack}).Draw(t, "strategy")}
+		smallGroup = 0
+		heap := ScheduleWith(opts, nodes, running, pending)
+		smallGroup = 1 << 30
+		search := ScheduleWith(opts, nodes, running, pending)
+		if !reflect.DeepEqual(heap, search) {
+			t.Fatalf("plans differ:\nheap   %+v\nsearch %+v", heap, search)
 		}
 	})
 }

@@ -109,10 +109,12 @@ type cluster struct {
 	nodeChecks map[string]*nodeCheck
 	// prefs indexes the nodes by each preference's values.
 	prefs map[string]*prefIndex
+	// levels are scratch entries for each depth of a group's tree.
+	levels [][]entry
 }
 
 func (c *cluster) add(n int32, service string, spec *api.ServiceSpec) {
-	c.state[n].add(spec)
+	c.state[n].add(spec, service)
 	m := c.byService[service]
 	if m == nil {
 		m = map[int32]int32{}
@@ -241,11 +243,11 @@ func (c *cluster) placeGroup(pending []api.Task, g *group, where []int32, why []
 		}
 	}()
 
-	entries := make([]entry, len(candidates))
+	entries := c.level(0)[:len(candidates)]
 	for i, n := range candidates {
 		entries[i] = entry{node: n, svc: c.svcCount[n]}
 	}
-	root := c.buildTree(prefs, entries, len(g.tasks) <= smallGroup)
+	root := c.buildTree(prefs, entries, len(g.tasks) <= smallGroup, 0, 0)
 	for k, ti := range g.tasks {
 		n, ok := c.pick(root, dynamic, counts, offset)
 		if !ok {

@@ -138,8 +138,8 @@ func TestRules(t *testing.T) {
 			spec: reserve(0.75, 0), count: 1, reason: "0/1 nodes: 1 has 0.5 CPUs free of 0.75 reserved",
 		},
 		{
-			name: "host port collides", nodes: zones, spec: ports(api.PortSpec{Published: 80, Target: 80, Protocol: "tcp"}), count: 4,
-			want: map[string]int{"n1": 1, "n2": 1, "n3": 1}, reason: "0/3 nodes: 3 already publish host port 80/tcp",
+			name: "replicas of one service share a host port", nodes: zones, spec: ports(api.PortSpec{Published: 80, Target: 80, Protocol: "tcp"}), count: 4,
+			want: map[string]int{"n1": 2, "n2": 1, "n3": 1},
 		},
 		{
 			name: "host port of another service", nodes: zones[:1], running: on("n1", mkTasks("other", 1, ports(api.PortSpec{Published: 80, Protocol: "tcp"}))),
@@ -320,6 +320,12 @@ func TestPinToNode(t *testing.T) {
 	}
 	if len(spec.Placement.Constraints) != 1 {
 		t.Fatalf("PinToNode changed its argument: %v", spec.Placement.Constraints)
+	}
+	if id, ok := PinnedNode(pending[1].Spec); !ok || id != "b" {
+		t.Errorf("PinnedNode = %q, %v; want b", id, ok)
+	}
+	if _, ok := PinnedNode(spec); ok {
+		t.Errorf("PinnedNode of an unpinned spec")
 	}
 	p := Schedule(nodes, nil, pending)
 	if len(p.Placements) != 1 || p.Placements[0] != (Placement{"agent-a", "a"}) {

@@ -17,8 +17,14 @@ type NodeState struct {
 	// ServiceTasks counts the node's tasks of the service being placed;
 	// the scheduler sets it before each Check.
 	ServiceTasks int
-	// ports are the host ports in use: port key -> host IPs.
-	ports map[portKey][]string
+	// ports are the host ports in use: port key -> who holds them.
+	ports map[portKey][]portUse
+}
+
+// portUse is a host port held on a host IP by a service's task.
+type portUse struct {
+	ip      string
+	service string
 }
 
 type portKey struct {
@@ -26,22 +32,27 @@ type portKey struct {
 	port  uint16
 }
 
-// PortInUse reports whether publishing p would collide with a host port
-// already published on the node: same port and protocol, and the same host
-// IP or either side on all addresses.
-func (s *NodeState) PortInUse(p api.PortSpec) bool {
+// PortInUse reports whether service publishing p would collide with a host
+// port already published on the node by another service: same port and
+// protocol, and the same host IP or either side on all addresses. Replicas
+// of one service share their host port on a node (the first one attached
+// takes the traffic, the next takes over when it goes), as the design says.
+func (s *NodeState) PortInUse(p api.PortSpec, service string) bool {
 	if p.Published == 0 {
 		return false
 	}
-	for _, ip := range s.ports[portKey{protocol(p.Protocol), p.Published}] {
-		if ip == p.HostIP || anyAddr(ip) || anyAddr(p.HostIP) {
+	for _, u := range s.ports[portKey{protocol(p.Protocol), p.Published}] {
+		if u.service == service {
+			continue
+		}
+		if u.ip == p.HostIP || anyAddr(u.ip) || anyAddr(p.HostIP) {
 			return true
 		}
 	}
 	return false
 }
 
-func (s *NodeState) add(spec *api.ServiceSpec) {
+func (s *NodeState) add(spec *api.ServiceSpec, service string) {
 	s.NanoCPUs += nanoCPUs(spec.Reservations.CPUs)
 	s.MemoryBytes += spec.Reservations.MemoryBytes
 	s.Tasks++
@@ -50,10 +61,10 @@ func (s *NodeState) add(spec *api.ServiceSpec) {
 			continue
 		}
 		if s.ports == nil {
-			s.ports = map[portKey][]string{}
+			s.ports = map[portKey][]portUse{}
 		}
 		k := portKey{protocol(p.Protocol), p.Published}
-		s.ports[k] = append(s.ports[k], p.HostIP)
+		s.ports[k] = append(s.ports[k], portUse{p.HostIP, service})
 	}
 }
 

@@ -63,8 +63,10 @@ func (c *cluster) prefIndex(key string) *prefIndex {
 }
 
 // buildTree arranges the candidates by the preferences' values. With scan,
-// leaves are not made heaps: for a few tasks, searching is cheaper.
-func (c *cluster) buildTree(prefs []*prefIndex, es []entry, scan bool) *branch {
+// leaves are not made heaps: for a few tasks, searching is cheaper. es
+// starts at off in c.levels[depth]; the next level goes to the same place
+// in c.levels[depth+1], so that a group allocates no entries.
+func (c *cluster) buildTree(prefs []*prefIndex, es []entry, scan bool, depth, off int) *branch {
 	b := &branch{}
 	for _, e := range es {
 		b.count += int64(e.svc)
@@ -79,17 +81,30 @@ func (c *cluster) buildTree(prefs []*prefIndex, es []entry, scan bool) *branch {
 		}
 		return b
 	}
+	// Counting sort by value, into one array the children share: bucket
+	// v (len(values) for nodes without the attribute) is
+	// sorted[start[v]:start[v+1]].
 	pi := prefs[0]
-	parts := make([][]entry, len(pi.values)+1)
+	start := make([]int, len(pi.values)+2)
+	for _, e := range es {
+		start[pi.of[e.node]+1]++
+	}
+	for v := 1; v < len(start); v++ {
+		start[v] += start[v-1]
+	}
+	next := slices.Clone(start)
+	sorted := c.level(depth + 1)[off : off+len(es)]
 	for _, e := range es {
 		v := pi.of[e.node]
-		parts[v] = append(parts[v], e)
+		sorted[next[v]] = e
+		next[v]++
 	}
-	for v, part := range parts {
+	for v := range len(pi.values) + 1 {
+		part := sorted[start[v]:start[v+1]:start[v+1]]
 		if len(part) == 0 {
 			continue
 		}
-		child := c.buildTree(prefs[1:], part, scan)
+		child := c.buildTree(prefs[1:], part, scan, depth+1, off+start[v])
 		if v < len(pi.values) {
 			child.value = pi.values[v]
 		} else {
@@ -101,6 +116,14 @@ func (c *cluster) buildTree(prefs []*prefIndex, es []entry, scan bool) *branch {
 		siftBranches(b.children, i)
 	}
 	return b
+}
+
+// level is the scratch array of entries for a depth of the tree.
+func (c *cluster) level(depth int) []entry {
+	for len(c.levels) <= depth {
+		c.levels = append(c.levels, make([]entry, len(c.nodes)))
+	}
+	return c.levels[depth]
 }
 
 // pick finds the node for the group's next task: down the tops of the
