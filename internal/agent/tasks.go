@@ -219,9 +219,9 @@ func (a *Agent) sync(ctx context.Context, t api.Task) bool {
 	case err != nil:
 		a.log.Warn("cannot inspect container", "task", t.ID, "err", err)
 	case st.State == drt.StateRunning || st.State == drt.StatePaused:
+		a.report(ctx, t, a.runningStatus(t, st))
 		a.watch(ctx, t)
 		a.startHealth(ctx, t, st.StartedAt, t.Status.Health)
-		a.report(ctx, t, a.runningStatus(t, st))
 	case st.State == drt.StateStopped:
 		a.report(ctx, t, exitedStatus(t, st.ExitCode, st.FinishedAt))
 	default:
@@ -320,9 +320,11 @@ func (a *Agent) start(ctx context.Context, t api.Task) {
 		return
 	}
 	log.Info("container started", "pid", st.PID)
+	// Report running before watching: a container that exits at once must
+	// have its exit reported after, not before, its start.
+	a.report(ctx, t, a.runningStatus(t, st))
 	a.watch(ctx, t)
 	a.startHealth(ctx, t, st.StartedAt, "")
-	a.report(ctx, t, a.runningStatus(t, st))
 }
 
 func failed(err error) api.TaskStatus {
