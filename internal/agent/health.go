@@ -19,13 +19,14 @@ func (e execer) Exec(ctx context.Context, id string, cmd []string, env []string)
 	return code, out.String(), err
 }
 
-// startHealth runs the task's health check, if it has one, until the
-// container ends or the task goes. prev is the health the server last
-// heard (an adopted container keeps it until a probe says otherwise).
-func (a *Agent) startHealth(ctx context.Context, t api.Task, started time.Time, prev string) {
-	ex, ok := a.cfg.Driver.(drt.Execer)
-	if !ok {
-		return
+// prepareHealth resolves the task's health check (the service's merged
+// with the image's) and records its status before the first report, so a
+// container with a check is never reported running without one. prev is
+// the health the server last heard (an adopted container keeps it until a
+// probe says otherwise).
+func (a *Agent) prepareHealth(ctx context.Context, t api.Task, prev string) *api.Healthcheck {
+	if _, ok := a.cfg.Driver.(drt.Execer); !ok {
+		return nil
 	}
 	var image *api.Healthcheck
 	if ins, ok := a.cfg.Driver.(drt.ImageInspector); ok {
@@ -33,6 +34,24 @@ func (a *Agent) startHealth(ctx context.Context, t api.Task, started time.Time, 
 	}
 	hc := health.Resolve(t.Spec.Healthcheck, image)
 	if hc == nil {
+		return nil
+	}
+	if prev == "" {
+		prev = api.HealthStarting
+	}
+	a.mu.Lock()
+	if w := a.workers[t.ID]; w == nil || w.healthCancel == nil {
+		a.health[t.ID] = prev // a running prober knows better
+	}
+	a.mu.Unlock()
+	return hc
+}
+
+// startHealth runs the health check until the container ends or the task
+// goes.
+func (a *Agent) startHealth(ctx context.Context, t api.Task, hc *api.Healthcheck, started time.Time) {
+	ex, ok := a.cfg.Driver.(drt.Execer)
+	if !ok || hc == nil {
 		return
 	}
 	a.mu.Lock()
@@ -43,10 +62,6 @@ func (a *Agent) startHealth(ctx context.Context, t api.Task, started time.Time, 
 	}
 	hctx, cancel := context.WithCancel(ctx)
 	w.healthCancel = cancel
-	if prev == "" {
-		prev = api.HealthStarting
-	}
-	a.health[t.ID] = prev
 	a.mu.Unlock()
 
 	go health.Run(hctx, execer{ex}, t.ID, hc, started, func(s health.State) {

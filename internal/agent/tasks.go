@@ -219,9 +219,10 @@ func (a *Agent) sync(ctx context.Context, t api.Task) bool {
 	case err != nil:
 		a.log.Warn("cannot inspect container", "task", t.ID, "err", err)
 	case st.State == drt.StateRunning || st.State == drt.StatePaused:
+		hc := a.prepareHealth(ctx, t, t.Status.Health)
 		a.report(ctx, t, a.runningStatus(t, st))
 		a.watch(ctx, t)
-		a.startHealth(ctx, t, st.StartedAt, t.Status.Health)
+		a.startHealth(ctx, t, hc, st.StartedAt)
 	case st.State == drt.StateStopped:
 		a.report(ctx, t, exitedStatus(t, st.ExitCode, st.FinishedAt))
 	default:
@@ -322,9 +323,10 @@ func (a *Agent) start(ctx context.Context, t api.Task) {
 	log.Info("container started", "pid", st.PID)
 	// Report running before watching: a container that exits at once must
 	// have its exit reported after, not before, its start.
+	hc := a.prepareHealth(ctx, t, "")
 	a.report(ctx, t, a.runningStatus(t, st))
 	a.watch(ctx, t)
-	a.startHealth(ctx, t, st.StartedAt, "")
+	a.startHealth(ctx, t, hc, st.StartedAt)
 }
 
 func failed(err error) api.TaskStatus {
