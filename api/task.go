@@ -34,6 +34,10 @@ type Task struct {
 	Volumes      []Volume `json:"volumes,omitempty"`
 	NodeID       string   `json:"nodeID,omitempty"`
 	DesiredState string   `json:"desiredState"`
+	// DepVersions are the spec versions of the services it depends on when
+	// it was made; a dependency with `restart: true` that gets a new
+	// version makes the task be replaced.
+	DepVersions map[string]uint64 `json:"depVersions,omitempty"`
 	// Unplaced says why no node took the task yet (the control plane writes it).
 	Unplaced string `json:"unplaced,omitempty"`
 	// Restarts holds the times this slot was restarted, most recent last,

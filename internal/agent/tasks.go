@@ -511,8 +511,11 @@ func (a *Agent) attach(ctx context.Context, t api.Task, req network.Request) (ne
 // detach, so CNI DEL gets the port mappings ADD had.
 func netRequest(t api.Task) network.Request {
 	req := network.Request{ID: t.ID}
-	for _, n := range t.Networks {
+	for i, n := range t.Networks {
 		req.Networks = append(req.Networks, toNetwork(n.Network))
+		if mac := t.Spec.Settings.MacAddress; mac != "" && i == 0 {
+			req.MACs = map[string]string{n.Network.FullName: mac}
+		}
 		for _, sn := range t.Spec.Networks {
 			if sn.Name == n.Network.Name && sn.IPv4Address != "" {
 				if req.IPs == nil {

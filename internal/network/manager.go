@@ -17,6 +17,7 @@ import (
 	types100 "github.com/containernetworking/cni/pkg/types/100"
 	"github.com/drover-org/drover/api"
 	"github.com/vishvananda/netlink"
+	"github.com/vishvananda/netns"
 )
 
 // DefaultPluginDirs are where the standard CNI plugins are looked for.
@@ -80,6 +81,9 @@ type Request struct {
 	// Network.Name. An address outside the network's subnet is ErrInvalid;
 	// one another task holds is ErrConflict.
 	IPs map[string]string
+	// MACs asks for fixed MAC addresses (Compose mac_address), by
+	// Network.Name.
+	MACs map[string]string
 }
 
 // Result is where an attached task lives.
@@ -348,6 +352,11 @@ func (m *Manager) add(ctx context.Context, req Request, i int, added *int) (net.
 	if err != nil {
 		return nil, fmt.Errorf("read CNI result: %w", err)
 	}
+	if mac := req.MACs[n.Name]; mac != "" {
+		if err := setMAC(m.NetNSPath(req.ID), ifName(i), mac); err != nil {
+			return nil, err
+		}
+	}
 	for _, ipc := range cur.IPs {
 		if ip4 := ipc.Address.IP.To4(); ip4 != nil {
 			if want != nil && !ip4.Equal(want) {
@@ -357,6 +366,33 @@ func (m *Manager) add(ctx context.Context, req Request, i int, added *int) (net.
 		}
 	}
 	return nil, errors.New("CNI result has no IPv4 address")
+}
+
+// setMAC gives the task's interface the MAC address Compose asked for;
+// the bridge learns it from the first frame.
+func setMAC(nsPath, ifname, mac string) error {
+	hw, err := net.ParseMAC(mac)
+	if err != nil || len(hw) != 6 {
+		return fmt.Errorf("mac_address %q: not a MAC address: %w", mac, api.ErrInvalid)
+	}
+	h, err := netns.GetFromPath(nsPath)
+	if err != nil {
+		return fmt.Errorf("mac_address: open namespace: %w", err)
+	}
+	defer h.Close()
+	nl, err := netlink.NewHandleAt(h)
+	if err != nil {
+		return fmt.Errorf("mac_address: %w", err)
+	}
+	defer nl.Close()
+	l, err := nl.LinkByName(ifname)
+	if err != nil {
+		return fmt.Errorf("mac_address: %s: %w", ifname, err)
+	}
+	if err := nl.LinkSetHardwareAddr(l, hw); err != nil {
+		return fmt.Errorf("mac_address %s on %s: %w", mac, ifname, err)
+	}
+	return nil
 }
 
 // Detach undoes Attach: a DEL for each network, with the port mappings its

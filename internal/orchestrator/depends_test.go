@@ -78,3 +78,21 @@ func TestUnhealthyTaskIsReplaced(t *testing.T) {
 		t.Fatalf("unhealthy task not replaced (restart: no): %+v", act)
 	}
 }
+
+func TestDependencyRestartTrue(t *testing.T) {
+	db := svc("db", 1, 2, none)
+	web := withDeps(svc("web", 1, 1, none), api.Dependency{Service: "db", Condition: api.ConditionStarted, Required: true, Restart: true})
+	dbTask := task("d", "db", 1, 2, api.StateRunning)
+	webTask := task("w", "web", 1, 1, api.StateRunning)
+	webTask.DepVersions = map[string]uint64{"db": 1}
+	act := Reconcile(Input{Stacks: stacks, Services: []api.Service{db, web}, Tasks: []api.Task{dbTask, webTask}, Nodes: node, Now: t0, NewID: ids()})
+	if len(act.Shutdown) != 1 || act.Shutdown[0] != "w" || len(act.Create) != 1 || act.Create[0].DepVersions["db"] != 2 {
+		t.Fatalf("web not restarted after db's update: %+v", act)
+	}
+	// Without restart: true the dependent is left alone.
+	web.Spec.DependsOn[0].Restart = false
+	act = Reconcile(Input{Stacks: stacks, Services: []api.Service{db, web}, Tasks: []api.Task{dbTask, webTask}, Nodes: node, Now: t0, NewID: ids()})
+	if len(act.Shutdown) != 0 {
+		t.Fatalf("web restarted without restart: true: %+v", act)
+	}
+}

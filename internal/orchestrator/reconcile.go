@@ -11,6 +11,9 @@ import (
 
 // Input is the state a reconcile decides from.
 type Input struct {
+	// services indexes Services by "stack/name"; Reconcile fills it.
+	services map[string]api.Service
+
 	Stacks   map[string]api.Stack
 	Services []api.Service
 	Tasks    []api.Task
@@ -57,6 +60,7 @@ func Reconcile(in Input) Actions {
 	for _, s := range in.Services {
 		services[s.Stack+"/"+s.Spec.Name] = s
 	}
+	in.services = services
 	bySlot := map[string]map[int][]api.Task{}
 	var placed []api.Task
 	var unassigned []api.Task
@@ -105,7 +109,7 @@ func Reconcile(in Input) Actions {
 			}
 			cur := live[0]
 			switch {
-			case cur.SpecVersion != svc.Version:
+			case cur.SpecVersion != svc.Version || dependencyUpdated(cur, svc, services):
 				act.Shutdown = append(act.Shutdown, cur.ID)
 				act.Create = append(act.Create, newTask(in, svc, slot, nil))
 			case cur.Status.State == api.StateRunning && cur.Status.Health == api.HealthUnhealthy:
@@ -212,6 +216,24 @@ func earliest(a, b time.Time) time.Time {
 	return a
 }
 
+// dependencyUpdated reports whether a dependency marked `restart: true`
+// got a new version since the task was made.
+func dependencyUpdated(t api.Task, svc api.Service, services map[string]api.Service) bool {
+	for _, d := range svc.Spec.DependsOn {
+		if !d.Restart {
+			continue
+		}
+		dep, ok := services[svc.Stack+"/"+d.Service]
+		if !ok {
+			continue
+		}
+		if v, had := t.DepVersions[d.Service]; had && v != dep.Version {
+			return true
+		}
+	}
+	return false
+}
+
 // dependencyBlock says why svc may not start yet, or "" when every
 // dependency meets its condition. A reason starting with
 // api.DependencyFailed means it never will as things stand.
@@ -298,6 +320,14 @@ func newTask(in Input, svc api.Service, slot int, restarts []time.Time) api.Task
 		Restarts:     restarts,
 		CreatedAt:    in.Now,
 		Status:       api.TaskStatus{State: api.StatePending},
+	}
+	for _, d := range svc.Spec.DependsOn {
+		if dep, ok := in.services[svc.Stack+"/"+d.Service]; ok {
+			if t.DepVersions == nil {
+				t.DepVersions = map[string]uint64{}
+			}
+			t.DepVersions[d.Service] = dep.Version
+		}
 	}
 	st := in.Stacks[svc.Stack]
 	for _, m := range svc.Spec.Mounts {

@@ -28,6 +28,7 @@ services:
       private:
         ipv4_address: 10.252.7.50
   vault:
+    mac_address: "02:42:ac:11:00:42"
     image: %[1]s
     command: ["sleep", "3600"]
     stop_grace_period: 1s
@@ -82,6 +83,9 @@ networks:
 	// Internal network: no route out.
 	if out, err := exec("vault", "ip route; timeout 3 wget -qO- http://"+harness.HostIP(t)+":1/ 2>&1; echo done"); !strings.Contains(out, "done") || strings.Contains(out, "default") {
 		t.Errorf("internal network has a default route: %v\n%s", err, out)
+	}
+	if out, err := exec("vault", "cat /sys/class/net/eth0/address"); err != nil || strings.TrimSpace(out) != "02:42:ac:11:00:42" {
+		t.Errorf("mac_address: %q, %v", out, err)
 	}
 	// network_mode: service shares front's namespace; host sees the host's
 	// interfaces; none has only loopback.
