@@ -70,6 +70,9 @@ func runUp(ctx context.Context, g *Globals, o upOptions) error {
 	if err != nil {
 		return fmt.Errorf("deploy project %q: %w", res.Spec.Name, err)
 	}
+	for _, w := range dr.Warnings {
+		fmt.Fprintln(g.Err, "WARN", w)
+	}
 	if len(dr.Orphans) > 0 && !o.deploy.RemoveOrphans {
 		fmt.Fprintf(g.Err, "WARN Found orphan services (%s) for project %q. Run up with --remove-orphans to remove them.\n",
 			strings.Join(dr.Orphans, ", "), res.Spec.Name)

@@ -156,6 +156,9 @@ func (s *Server) planDeploy(snap *store.Snapshot, spec api.StackSpec, opts Deplo
 		have[n.Name] = true
 	}
 	for _, n := range spec.Networks {
+		if n.EnableIPv6 {
+			res.Warnings = append(res.Warnings, fmt.Sprintf("network %q: enable_ipv6 is not supported yet; the network is IPv4 only", n.Name))
+		}
 		if have[n.Name] {
 			continue
 		}
