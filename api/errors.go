@@ -1,6 +1,7 @@
 package api
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -81,3 +82,19 @@ type sentinelError struct {
 
 func (e *sentinelError) Error() string { return e.msg }
 func (e *sentinelError) Unwrap() error { return e.sentinel }
+
+// WriteJSON answers a request with a JSON body.
+func WriteJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(v)
+}
+
+// WriteError answers a request with the wire form of err.
+func WriteError(w http.ResponseWriter, err error) {
+	e := ToError(err)
+	if e.Status == 0 {
+		e.Status = http.StatusInternalServerError
+	}
+	WriteJSON(w, e.Status, e)
+}

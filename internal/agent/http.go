@@ -29,19 +29,9 @@ func (a *Agent) Handler() http.Handler {
 	return mux
 }
 
-func writeJSON(w http.ResponseWriter, status int, v any) {
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(status)
-	_ = json.NewEncoder(w).Encode(v)
-}
+func writeJSON(w http.ResponseWriter, status int, v any) { api.WriteJSON(w, status, v) }
 
-func writeError(w http.ResponseWriter, err error) {
-	e := api.ToError(err)
-	if e.Status == 0 {
-		e.Status = http.StatusInternalServerError
-	}
-	writeJSON(w, e.Status, e)
-}
+func writeError(w http.ResponseWriter, err error) { api.WriteError(w, err) }
 
 // ParseLogOptions reads log options from a query.
 func ParseLogOptions(r *http.Request) (logs.ReadOptions, error) {

@@ -117,27 +117,9 @@ func Reconcile(in Input) Actions {
 				// whatever the restart condition, with the same back-off.
 				p := svc.Spec.Restart
 				p.Condition = api.RestartAny
-				restart, due := restartDecision(p, cur, in.Now)
-				if !restart {
-					continue
-				}
-				if in.Now.Before(due) {
-					act.Wake = earliest(act.Wake, due)
-					continue
-				}
-				act.Shutdown = append(act.Shutdown, cur.ID)
-				act.Create = append(act.Create, newTask(in, svc, slot, restartHistory(cur, svc.Spec.Restart, in.Now)))
+				act.restart(in, svc, slot, cur, p)
 			case cur.Status.State == api.StateExited || cur.Status.State == api.StateFailed:
-				restart, due := restartDecision(svc.Spec.Restart, cur, in.Now)
-				if !restart {
-					continue
-				}
-				if in.Now.Before(due) {
-					act.Wake = earliest(act.Wake, due)
-					continue
-				}
-				act.Shutdown = append(act.Shutdown, cur.ID)
-				act.Create = append(act.Create, newTask(in, svc, slot, restartHistory(cur, svc.Spec.Restart, in.Now)))
+				act.restart(in, svc, slot, cur, svc.Spec.Restart)
 			default:
 				if cur.NodeID == "" {
 					unassigned = append(unassigned, cur)
@@ -207,6 +189,20 @@ func Reconcile(in Input) Actions {
 	}
 	sort.Strings(act.DeleteStacks)
 	return act
+}
+
+// restart replaces an ended (or unhealthy) task when policy p says so and
+// its delay has run out; until then it asks to be woken.
+func (act *Actions) restart(in Input, svc api.Service, slot int, cur api.Task, p api.RestartPolicy) {
+	ok, due := restartDecision(p, cur, in.Now)
+	switch {
+	case !ok:
+	case in.Now.Before(due):
+		act.Wake = earliest(act.Wake, due)
+	default:
+		act.Shutdown = append(act.Shutdown, cur.ID)
+		act.Create = append(act.Create, newTask(in, svc, slot, restartHistory(cur, in.Now)))
+	}
 }
 
 func earliest(a, b time.Time) time.Time {
@@ -397,7 +393,7 @@ func inWindow(times []time.Time, window time.Duration, now time.Time) []time.Tim
 }
 
 // restartHistory is the restart times the replacement task carries.
-func restartHistory(t api.Task, p api.RestartPolicy, now time.Time) []time.Time {
+func restartHistory(t api.Task, now time.Time) []time.Time {
 	h := append(append([]time.Time(nil), t.Restarts...), now)
 	if len(h) > historyLimit {
 		h = h[len(h)-historyLimit:]

@@ -143,19 +143,9 @@ func (s *Server) version(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, api.Version{Version: s.cfg.Version, GoVersion: runtime.Version(), API: "v1"})
 }
 
-func writeJSON(w http.ResponseWriter, status int, v any) {
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(status)
-	_ = json.NewEncoder(w).Encode(v)
-}
+func writeJSON(w http.ResponseWriter, status int, v any) { api.WriteJSON(w, status, v) }
 
-func writeError(w http.ResponseWriter, err error) {
-	e := api.ToError(err)
-	if e.Status == 0 {
-		e.Status = http.StatusInternalServerError
-	}
-	writeJSON(w, e.Status, e)
-}
+func writeError(w http.ResponseWriter, err error) { api.WriteError(w, err) }
 
 // decodeBody reads a JSON request body into v, refusing unknown fields.
 func decodeBody(r *http.Request, v any) error {
