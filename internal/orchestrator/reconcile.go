@@ -66,12 +66,16 @@ func Reconcile(in Input) Actions {
 	var unassigned []api.Task
 	tasksPerStack := map[string]int{}
 
+	known := map[string]bool{}
+	for _, n := range in.Nodes {
+		known[n.ID] = true
+	}
 	for _, t := range in.Tasks {
 		tasksPerStack[t.Stack]++
 		if t.DesiredState == api.DesiredShutdown {
-			// Retired: forget it once its node cleaned up, or if it never
-			// reached a node.
-			if t.Status.State == api.StateRemoved || t.NodeID == "" {
+			// Retired: forget it once its node cleaned up, if it never
+			// reached a node, or if its node left the cluster.
+			if t.Status.State == api.StateRemoved || t.NodeID == "" || (len(in.Nodes) > 0 && !known[t.NodeID]) {
 				act.Delete = append(act.Delete, t.ID)
 			}
 			continue
@@ -92,34 +96,74 @@ func Reconcile(in Input) Actions {
 		keys = append(keys, k)
 	}
 	sort.Strings(keys)
+	nodes := map[string]api.Node{}
+	nodeSlot := map[string]int{}
+	for i, n := range in.Nodes {
+		nodes[n.ID] = n
+		nodeSlot[n.ID] = i + 1
+	}
 	for _, key := range keys {
 		svc := services[key]
 		if svc.Stopped {
 			svc.Spec.Replicas = 0
 		}
 		slots := bySlot[key]
-		for slot := 1; slot <= svc.Spec.Replicas; slot++ {
+		// The slots to fill: 1..replicas, or one per eligible node (pinned
+		// to it) for a global service.
+		pins := map[int]string{}
+		var wanted []int
+		if svc.Spec.Mode == "global" {
+			if !svc.Stopped {
+				eligible, _ := scheduler.GlobalNodes(in.Nodes, svc.Spec)
+				for _, id := range eligible {
+					pins[nodeSlot[id]] = id
+					wanted = append(wanted, nodeSlot[id])
+				}
+			}
+			sort.Ints(wanted)
+		} else {
+			for slot := 1; slot <= svc.Spec.Replicas; slot++ {
+				wanted = append(wanted, slot)
+			}
+		}
+		isWanted := map[int]bool{}
+		for _, slot := range wanted {
+			isWanted[slot] = true
+		}
+		for _, slot := range wanted {
 			live := newestFirst(slots[slot])
 			for _, extra := range live[min(1, len(live)):] {
 				act.Shutdown = append(act.Shutdown, extra.ID)
 			}
+			mk := func(restarts []time.Time) api.Task {
+				t := newTask(in, svc, slot, restarts)
+				if pin := pins[slot]; pin != "" {
+					t.Spec = scheduler.PinToNode(t.Spec, pin)
+				}
+				return t
+			}
 			if len(live) == 0 {
-				act.Create = append(act.Create, newTask(in, svc, slot, nil))
+				act.Create = append(act.Create, mk(nil))
 				continue
 			}
 			cur := live[0]
 			switch {
 			case cur.SpecVersion != svc.Version || dependencyUpdated(cur, svc, services):
 				act.Shutdown = append(act.Shutdown, cur.ID)
-				act.Create = append(act.Create, newTask(in, svc, slot, nil))
+				act.Create = append(act.Create, mk(nil))
+			case cur.NodeID != "" && nodeLost(nodes, cur.NodeID):
+				// Its node was drained, went down or left: run it
+				// elsewhere. The old task is stopped if the node returns.
+				act.Shutdown = append(act.Shutdown, cur.ID)
+				act.Create = append(act.Create, mk(cur.Restarts))
 			case cur.Status.State == api.StateRunning && cur.Status.Health == api.HealthUnhealthy:
 				// As Swarm does: an unhealthy container is replaced,
 				// whatever the restart condition, with the same back-off.
 				p := svc.Spec.Restart
 				p.Condition = api.RestartAny
-				act.restart(in, svc, slot, cur, p)
+				act.restart(in, svc, slot, cur, p, pins[slot])
 			case cur.Status.State == api.StateExited || cur.Status.State == api.StateFailed:
-				act.restart(in, svc, slot, cur, svc.Spec.Restart)
+				act.restart(in, svc, slot, cur, svc.Spec.Restart, pins[slot])
 			default:
 				if cur.NodeID == "" {
 					unassigned = append(unassigned, cur)
@@ -129,10 +173,17 @@ func Reconcile(in Input) Actions {
 			}
 		}
 		for slot, ts := range slots {
-			if slot > svc.Spec.Replicas {
-				for _, t := range ts {
-					act.Shutdown = append(act.Shutdown, t.ID)
+			if isWanted[slot] {
+				continue
+			}
+			for _, t := range ts {
+				// A global task on a paused node stays; other tasks of
+				// slots no longer wanted go.
+				if svc.Spec.Mode == "global" && !svc.Stopped && nodes[t.NodeID].Availability == api.AvailabilityPause && t.SpecVersion == svc.Version {
+					placed = append(placed, t)
+					continue
 				}
+				act.Shutdown = append(act.Shutdown, t.ID)
 			}
 		}
 	}
@@ -191,9 +242,16 @@ func Reconcile(in Input) Actions {
 	return act
 }
 
+// nodeLost reports whether tasks on a node must run elsewhere: it was
+// drained, was marked down, or is no longer part of the cluster.
+func nodeLost(nodes map[string]api.Node, id string) bool {
+	n, ok := nodes[id]
+	return !ok || n.State == api.NodeDown || n.Availability == api.AvailabilityDrain
+}
+
 // restart replaces an ended (or unhealthy) task when policy p says so and
 // its delay has run out; until then it asks to be woken.
-func (act *Actions) restart(in Input, svc api.Service, slot int, cur api.Task, p api.RestartPolicy) {
+func (act *Actions) restart(in Input, svc api.Service, slot int, cur api.Task, p api.RestartPolicy, pin string) {
 	ok, due := restartDecision(p, cur, in.Now)
 	switch {
 	case !ok:
@@ -201,7 +259,11 @@ func (act *Actions) restart(in Input, svc api.Service, slot int, cur api.Task, p
 		act.Wake = earliest(act.Wake, due)
 	default:
 		act.Shutdown = append(act.Shutdown, cur.ID)
-		act.Create = append(act.Create, newTask(in, svc, slot, restartHistory(cur, in.Now)))
+		t := newTask(in, svc, slot, restartHistory(cur, in.Now))
+		if pin != "" {
+			t.Spec = scheduler.PinToNode(t.Spec, pin)
+		}
+		act.Create = append(act.Create, t)
 	}
 }
 
