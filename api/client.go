@@ -395,3 +395,24 @@ type RunRequest struct {
 	// the project does not run the service yet.
 	Spec *ServiceSpec `json:"spec,omitempty"`
 }
+
+// Node reads one node by ID, ID prefix or hostname.
+func (c *Client) Node(ctx context.Context, ref string) (Node, error) {
+	var out Node
+	return out, c.Do(ctx, http.MethodGet, "/v1/nodes/"+url.PathEscape(ref), nil, &out)
+}
+
+// UpdateNode changes a node's labels and availability.
+func (c *Client) UpdateNode(ctx context.Context, ref string, u NodeUpdate) (Node, error) {
+	var out Node
+	return out, c.Do(ctx, http.MethodPost, "/v1/nodes/"+url.PathEscape(ref)+"/update", u, &out)
+}
+
+// RemoveNode removes a node from the cluster.
+func (c *Client) RemoveNode(ctx context.Context, ref string, force bool) error {
+	path := "/v1/nodes/" + url.PathEscape(ref)
+	if force {
+		path += "?force=true"
+	}
+	return c.Do(ctx, http.MethodDelete, path, nil, nil)
+}

@@ -18,6 +18,15 @@ type NodeRegistration struct {
 	CPUs         int    `json:"cpus"`
 	MemoryBytes  int64  `json:"memoryBytes"`
 	Version      string `json:"version"`
+	// Manager is true for the agent that runs inside a server.
+	Manager bool `json:"manager,omitempty"`
+}
+
+// NodeUpdate changes a node's labels and availability (`drover node update`).
+type NodeUpdate struct {
+	LabelAdd     map[string]string `json:"labelAdd,omitempty"`
+	LabelRm      []string          `json:"labelRm,omitempty"`
+	Availability string            `json:"availability,omitempty"`
 }
 
 // Node availability, set by operators (`drover node update`).

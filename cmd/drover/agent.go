@@ -25,6 +25,7 @@ type agentOptions struct {
 	cniPluginDirs       []string
 	dnsPort             int
 	logLevel            string
+	manager             bool // the agent runs inside a server
 }
 
 func addAgentRuntimeFlags(cmd *cobra.Command, o *agentOptions) {
@@ -91,7 +92,7 @@ func runAgent(ctx context.Context, o agentOptions, log *slog.Logger) error {
 	sock := filepath.Join(o.dataDir, "agent.sock")
 	ag, err := agent.New(agent.Config{
 		DataDir: o.dataDir, Server: srvClient, Address: "unix://" + sock,
-		Driver: drv, Images: drv, Network: netm, DNS: resolver, Version: version, Logger: log,
+		Driver: drv, Images: drv, Network: netm, DNS: resolver, Version: version, Logger: log, Manager: o.manager,
 	})
 	if err != nil {
 		return err

@@ -99,6 +99,7 @@ func runServer(ctx context.Context, o serverOptions) error {
 	if !o.noAgent {
 		o.agent.server = o.listen
 		o.agent.dataDir = filepath.Join(o.dataDir, "agent")
+		o.agent.manager = true
 		go func() {
 			defer close(agentDone)
 			if err := runAgent(ctx, o.agent, log); err != nil && ctx.Err() == nil {

@@ -49,6 +49,8 @@ type Config struct {
 	Version  string
 	Logger   *slog.Logger
 	Hostname string
+	// Manager is true for the agent inside a server process.
+	Manager bool
 	// HeartbeatInterval defaults to 2s.
 	HeartbeatInterval time.Duration
 }
@@ -147,7 +149,7 @@ func (a *Agent) Run(ctx context.Context) error {
 func (a *Agent) register(ctx context.Context) error {
 	reg := api.NodeRegistration{
 		ID: a.nodeID, Hostname: a.cfg.Hostname, AgentAddress: a.cfg.Address,
-		CPUs: runtime.NumCPU(), MemoryBytes: memTotal(), Version: a.cfg.Version,
+		CPUs: runtime.NumCPU(), MemoryBytes: memTotal(), Version: a.cfg.Version, Manager: a.cfg.Manager,
 	}
 	delay := 100 * time.Millisecond
 	for {

@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"sort"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/drover-org/drover/api"
@@ -50,6 +51,13 @@ func (s *Server) registerNode(w http.ResponseWriter, r *http.Request) {
 	}
 	node.NodeRegistration = reg
 	node.State = api.NodeReady
+	node.Role = "worker"
+	if reg.Manager {
+		node.Role = "manager"
+	}
+	if node.Availability == "" {
+		node.Availability = api.AvailabilityActive
+	}
 	node.LastHeartbeat = now
 	txn := &store.Txn{}
 	txn.Put(store.NodeKey(reg.ID), node)
@@ -226,4 +234,121 @@ func AssignmentsFor(snap *store.Snapshot, id string) api.Assignments {
 	sum := sha256.Sum256(b)
 	a.Token = hex.EncodeToString(sum[:16])
 	return a
+}
+
+// findNode looks a node up by ID or hostname.
+func findNode(nodes []api.Node, ref string) (api.Node, error) {
+	var found []api.Node
+	for _, n := range nodes {
+		if n.ID == ref || n.Hostname == ref || (len(ref) >= 6 && strings.HasPrefix(n.ID, ref)) {
+			found = append(found, n)
+		}
+	}
+	switch len(found) {
+	case 0:
+		return api.Node{}, api.Errorf(api.ErrNotFound, "node %q not found", ref)
+	case 1:
+		return found[0], nil
+	}
+	return api.Node{}, api.Errorf(api.ErrConflict, "node %q is ambiguous: %d nodes match; use the node ID", ref, len(found))
+}
+
+func (s *Server) getNode(w http.ResponseWriter, r *http.Request) {
+	snap, err := s.store.Snapshot(r.Context())
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	n, err := findNode(snap.Nodes, r.PathValue("id"))
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, n)
+}
+
+func (s *Server) updateNode(w http.ResponseWriter, r *http.Request) {
+	var u api.NodeUpdate
+	if err := decodeBody(r, &u); err != nil {
+		writeError(w, err)
+		return
+	}
+	switch u.Availability {
+	case "", api.AvailabilityActive, api.AvailabilityPause, api.AvailabilityDrain:
+	default:
+		writeError(w, api.Errorf(api.ErrInvalid, "availability %q: want active, pause or drain", u.Availability))
+		return
+	}
+	for k := range u.LabelAdd {
+		if k == "" || strings.ContainsAny(k, " =") {
+			writeError(w, api.Errorf(api.ErrInvalid, "label %q: want a key without spaces or '='", k))
+			return
+		}
+	}
+	snap, err := s.store.Snapshot(r.Context())
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	n, err := findNode(snap.Nodes, r.PathValue("id"))
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	if n.Labels == nil {
+		n.Labels = map[string]string{}
+	}
+	for k, v := range u.LabelAdd {
+		n.Labels[k] = v
+	}
+	for _, k := range u.LabelRm {
+		if _, ok := n.Labels[k]; !ok {
+			writeError(w, api.Errorf(api.ErrInvalid, "node %s has no label %q to remove", n.Hostname, k))
+			return
+		}
+		delete(n.Labels, k)
+	}
+	if u.Availability != "" {
+		n.Availability = u.Availability
+	}
+	key := store.NodeKey(n.ID)
+	txn := &store.Txn{}
+	txn.Unchanged(key, snap.ModRevisions[key])
+	txn.Put(key, n)
+	if err := s.store.Commit(r.Context(), txn); err != nil {
+		writeError(w, err)
+		return
+	}
+	s.emit(api.Event{Type: "node", Action: "update", ID: n.ID, Name: n.Hostname, Attrs: map[string]string{"availability": n.Availability}})
+	s.Kick()
+	writeJSON(w, http.StatusOK, n)
+}
+
+func (s *Server) removeNode(w http.ResponseWriter, r *http.Request) {
+	snap, err := s.store.Snapshot(r.Context())
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	n, err := findNode(snap.Nodes, r.PathValue("id"))
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	if n.State == api.NodeReady && r.URL.Query().Get("force") != "true" {
+		writeError(w, api.Errorf(api.ErrConflict, "node %s is ready: stop its agent first (or drain it), or force the removal", n.Hostname))
+		return
+	}
+	txn := &store.Txn{}
+	txn.Delete(store.NodeKey(n.ID))
+	if err := s.store.Commit(r.Context(), txn); err != nil {
+		writeError(w, err)
+		return
+	}
+	s.mu.Lock()
+	delete(s.heartbeats, n.ID)
+	s.mu.Unlock()
+	s.emit(api.Event{Type: "node", Action: "remove", ID: n.ID, Name: n.Hostname})
+	s.Kick()
+	w.WriteHeader(http.StatusNoContent)
 }
