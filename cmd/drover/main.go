@@ -13,13 +13,23 @@ import (
 
 	"github.com/drover-org/drover/internal/cli"
 	"github.com/drover-org/drover/internal/logs"
+	"github.com/sirupsen/logrus"
 	"github.com/spf13/cobra"
 )
 
 // version is set at build time with -ldflags "-X main.version=...".
 var version = "0.1.0-dev"
 
+// composeWarnings prints compose-go's warnings (unset variables, obsolete
+// keys) the way Drover prints its own.
+type composeWarnings struct{}
+
+func (composeWarnings) Format(e *logrus.Entry) ([]byte, error) {
+	return []byte("WARN " + e.Message + "\n"), nil
+}
+
 func main() {
+	logrus.SetFormatter(composeWarnings{})
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	go func() {
 		// After the first signal, let a second one end the process at once.

@@ -138,7 +138,7 @@ func TestLoadWarningsLines(t *testing.T) {
     deploy:
       replicas: 1
       resources:
-        reservations: {cpus: "0.5"}
+        reservations: {cpus: "0.5", devices: [{capabilities: [gpu]}]}
   db:
     image: postgres
     volumes:
@@ -175,7 +175,7 @@ models:
 		{"compose.yaml", 19, "", "models"},
 		{"compose.override.yaml", 4, "db", "mem_reservation"},
 		{"compose.yaml", 6, "web", "container_name"},
-		{"compose.yaml", 10, "web", "deploy.resources.reservations"},
+		{"compose.yaml", 10, "web", "deploy.resources.reservations.devices"},
 	}
 	if !slices.Equal(got, want) {
 		t.Errorf("warnings:\n got %v\nwant %v", got, want)

@@ -144,9 +144,6 @@ func (t *translator) resourceLimits(s types.ServiceConfig, out *api.ContainerSet
 			t.warn(s.Name, "deploy.resources.limits.generic_resources", notSupported)
 		}
 	}
-	if r.Reservations != nil && len(setFields(r.Reservations, nil)) > 0 {
-		t.warn(s.Name, "deploy.resources.reservations", "%s: Drover does not reserve resources on one host yet", notSupported)
-	}
 }
 
 // logOptions are the logging options Drover honours.

@@ -34,7 +34,7 @@ var serviceKeys = map[string]bool{
 
 // deployKeys are the deploy keys Drover honours; mode is checked apart,
 // resources in part (see resourceLimits).
-var deployKeys = map[string]bool{"replicas": true, "restart_policy": true, "mode": true, "resources": true}
+var deployKeys = map[string]bool{"replicas": true, "restart_policy": true, "mode": true, "resources": true, "placement": true}
 
 func (t *translator) unsupported(s types.ServiceConfig) {
 	for _, key := range setFields(&s, serviceKeys) {
@@ -52,9 +52,6 @@ func (t *translator) unsupported(s types.ServiceConfig) {
 	if d := s.Deploy; d != nil {
 		for _, key := range setFields(d, deployKeys) {
 			t.warn(s.Name, "deploy."+key, notSupported)
-		}
-		if d.Mode != "" && d.Mode != "replicated" {
-			t.warn(s.Name, "deploy.mode", "%s (%q): the service runs %d replica(s)", notSupported, d.Mode, s.GetScale())
 		}
 	}
 }
