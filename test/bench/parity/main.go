@@ -92,22 +92,22 @@ func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
 
-	tb := &benchTB{log: logger, keep: *keep}
+	tb := harness.NewProgramTB("parity", logger, *keep)
 	code := 0
 	func() {
-		defer tb.runCleanups()
+		defer tb.RunCleanups()
 		defer func() {
 			if r := recover(); r != nil {
-				fe, ok := r.(fatalError)
+				fe, ok := r.(harness.FatalError)
 				if !ok {
 					panic(r)
 				}
-				logger.Error("benchmark failed", "err", fe.msg)
+				logger.Error("benchmark failed", "err", fe.Error())
 				code = 1
 			}
 		}()
 		if err := run(ctx, tb, *runs, logger); err != nil {
-			tb.failed = true
+			tb.Fail()
 			logger.Error("benchmark failed", "err", err)
 			code = 1
 		}
@@ -121,7 +121,7 @@ type bench struct {
 	logger *slog.Logger
 }
 
-func run(ctx context.Context, tb *benchTB, runs int, logger *slog.Logger) error {
+func run(ctx context.Context, tb *harness.ProgramTB, runs int, logger *slog.Logger) error {
 	logger.Info("building bin/drover and the busybox image, starting drover server")
 	srv := harness.StartServer(tb)
 	tb.Cleanup(func() { _ = os.RemoveAll(filepath.Dir(srv.Bin)) })

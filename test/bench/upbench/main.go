@@ -66,24 +66,24 @@ func main() {
 		os.Exit(130)
 	}()
 
-	tb := &benchTB{log: logger, keep: cfg.keep}
+	tb := harness.NewProgramTB("upbench", logger, cfg.keep)
 	code := 0
 	func() {
-		defer tb.runCleanups()
+		defer tb.RunCleanups()
 		defer func() {
 			if r := recover(); r != nil {
-				var fe fatalError
-				if e, ok := r.(fatalError); ok {
+				var fe harness.FatalError
+				if e, ok := r.(harness.FatalError); ok {
 					fe = e
 				} else {
 					panic(r) // a bug: the deferred cleanups still run
 				}
-				logger.Error("benchmark failed", "err", fe.msg)
+				logger.Error("benchmark failed", "err", fe.Error())
 				code = 1
 			}
 		}()
 		if err := run(ctx, tb, cfg, logger); err != nil {
-			tb.failed = true
+			tb.Fail()
 			logger.Error("benchmark failed", "err", err)
 			code = 1
 		}
@@ -95,7 +95,7 @@ func main() {
 }
 
 // run starts the server, measures every N and prints the tables.
-func run(ctx context.Context, tb *benchTB, cfg config, logger *slog.Logger) error {
+func run(ctx context.Context, tb *harness.ProgramTB, cfg config, logger *slog.Logger) error {
 	ctrPath, err := lookCtr(cfg.ctrBin)
 	if err != nil {
 		return err
