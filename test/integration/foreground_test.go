@@ -86,15 +86,13 @@ func testConfig(t *testing.T, s *harness.Server) {
 services:
   web:
     image: ${IMG:-busybox}
-    deploy:
-      placement:
-        constraints: [node.role == manager]
+    container_name: web1
 `)
 	out := s.MustDrover(dir, "config")
 	if !strings.Contains(out, "image: busybox") || !strings.Contains(out, "name: cfg") {
 		t.Errorf("config does not print the normalized model:\n%s", out)
 	}
-	if !strings.Contains(out, "WARN") || !strings.Contains(out, "compose.yaml:6") || !strings.Contains(out, "placement") {
+	if !strings.Contains(out, "WARN") || !strings.Contains(out, "compose.yaml:5") || !strings.Contains(out, "container_name") {
 		t.Errorf("config does not warn of the unsupported key with its line:\n%s", out)
 	}
 }
