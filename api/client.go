@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -58,6 +59,23 @@ func NewClient(host string) (*Client, error) {
 	default:
 		return nil, fmt.Errorf("server address %q: scheme must be unix, tcp or http", host)
 	}
+	return c, nil
+}
+
+// NewClientTLS makes a client for https://HOST:PORT (or HOST:PORT) over
+// TLS with cfg: an agent's mutual TLS to its server, or the server's to an
+// agent.
+func NewClientTLS(host string, cfg *tls.Config) (*Client, error) {
+	addr := strings.TrimPrefix(strings.TrimPrefix(host, "https://"), "tcp://")
+	if _, _, err := net.SplitHostPort(addr); err != nil {
+		return nil, fmt.Errorf("server address %q: want HOST:PORT", host)
+	}
+	dialer := &tls.Dialer{Config: cfg}
+	c := &Client{host: "https://" + addr, base: "https://" + addr}
+	c.dial = func(ctx context.Context) (net.Conn, error) { return dialer.DialContext(ctx, "tcp", addr) }
+	tr := &http.Transport{MaxIdleConnsPerHost: 16, IdleConnTimeout: 90 * time.Second, TLSClientConfig: cfg,
+		DialTLSContext: func(ctx context.Context, _, _ string) (net.Conn, error) { return c.dial(ctx) }}
+	c.hc = &http.Client{Transport: tr}
 	return c, nil
 }
 

@@ -14,6 +14,9 @@ var (
 	ErrConflict    = errors.New("conflict")
 	ErrInvalid     = errors.New("invalid")
 	ErrUnavailable = errors.New("unavailable")
+	// ErrForbidden: the caller is known but may not do this (a removed
+	// node, a wrong join token).
+	ErrForbidden = errors.New("forbidden")
 )
 
 // Stable error codes of the API.
@@ -22,6 +25,7 @@ const (
 	CodeConflict    = "conflict"
 	CodeInvalid     = "invalid"
 	CodeUnavailable = "unavailable"
+	CodeForbidden   = "forbidden"
 	CodeInternal    = "internal"
 )
 
@@ -45,6 +49,8 @@ func (e *Error) Unwrap() error {
 		return ErrInvalid
 	case CodeUnavailable:
 		return ErrUnavailable
+	case CodeForbidden:
+		return ErrForbidden
 	}
 	return nil
 }
@@ -65,6 +71,8 @@ func ToError(err error) *Error {
 		code, status = CodeInvalid, http.StatusBadRequest
 	case errors.Is(err, ErrUnavailable):
 		code, status = CodeUnavailable, http.StatusServiceUnavailable
+	case errors.Is(err, ErrForbidden):
+		code, status = CodeForbidden, http.StatusForbidden
 	}
 	return &Error{Code: code, Message: err.Error(), Status: status}
 }

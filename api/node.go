@@ -71,3 +71,28 @@ type Endpoint struct {
 	Names   []string `json:"names"` // container name, hostname, aliases
 	IP      string   `json:"ip"`
 }
+
+// JoinRequest is an agent's first call to a server it has a token for.
+type JoinRequest struct {
+	Token    string `json:"token"`
+	Hostname string `json:"hostname"`
+	CSR      []byte `json:"csr"` // PEM certificate signing request
+}
+
+// JoinResponse hands the agent its identity.
+type JoinResponse struct {
+	NodeID string `json:"nodeID"`
+	Cert   []byte `json:"cert"` // PEM node certificate
+	CA     []byte `json:"ca"`   // PEM cluster CA
+}
+
+// RenewRequest asks for a new node certificate before the old expires.
+type RenewRequest struct {
+	CSR []byte `json:"csr"`
+}
+
+// JoinToken is what `drover node token` prints.
+type JoinToken struct {
+	Token     string `json:"token"`
+	Advertise string `json:"advertise"`
+}

@@ -9,6 +9,10 @@ import (
 	"path/filepath"
 	"time"
 
+	"crypto/tls"
+	"net"
+	"strings"
+
 	"github.com/drover-org/drover/api"
 	"github.com/drover-org/drover/internal/agent"
 	"github.com/drover-org/drover/internal/dns"
@@ -26,6 +30,9 @@ type agentOptions struct {
 	dnsPort             int
 	logLevel            string
 	manager             bool // the agent runs inside a server
+	token               string
+	advertise           string
+	hostname            string
 }
 
 func addAgentRuntimeFlags(cmd *cobra.Command, o *agentOptions) {
@@ -50,7 +57,10 @@ func agentCommand() *cobra.Command {
 			return runAgent(cmd.Context(), o, log)
 		},
 	}
-	cmd.Flags().StringVar(&o.server, "server", api.DefaultHost, "the server's API address")
+	cmd.Flags().StringVar(&o.server, "server", api.DefaultHost, "the server: unix:///PATH on this host, or ADDR:PORT (its --advertise) over mutual TLS")
+	cmd.Flags().StringVar(&o.hostname, "hostname", "", "the node's name (default: the host's name)")
+	cmd.Flags().StringVar(&o.token, "token", "", "join token from `drover node token` (needed once, to join)")
+	cmd.Flags().StringVar(&o.advertise, "advertise", "", "ADDR:PORT this agent serves the server on (default: the address that reaches the server, port 7947)")
 	cmd.Flags().StringVar(&o.dataDir, "data-dir", "/var/lib/drover-agent", "where the agent keeps its state")
 	cmd.Flags().StringVar(&o.logLevel, "log-level", "info", "debug, info, warn or error")
 	addAgentRuntimeFlags(cmd, &o)
@@ -71,6 +81,46 @@ func runAgent(ctx context.Context, o agentOptions, log *slog.Logger) error {
 	if p := filepath.Join(filepath.Dir(self), "drover-logger"); fileExists(p) {
 		logger = p
 	}
+	// Join (or load the identity) first: a refused join starts nothing.
+	hostname := o.hostname
+	if hostname == "" {
+		hostname, _ = os.Hostname()
+	}
+	var srvClient *api.Client
+	var identity *agent.Identity
+	var agentLn net.Listener
+	address := ""
+	if strings.HasPrefix(o.server, "unix://") {
+		if srvClient, err = api.NewClient(o.server); err != nil {
+			return fmt.Errorf("--server: %w", err)
+		}
+	} else {
+		adv, err := agentAdvertise(o)
+		if err != nil {
+			return err
+		}
+		host, _, _ := net.SplitHostPort(adv)
+		if identity, err = agent.LoadOrJoin(ctx, o.dataDir, o.server, o.token, hostname, []string{host}); err != nil {
+			return err
+		}
+		ctls, err := identity.ClientTLS()
+		if err != nil {
+			return err
+		}
+		if srvClient, err = api.NewClientTLS(o.server, ctls); err != nil {
+			return fmt.Errorf("--server: %w", err)
+		}
+		stls, err := identity.ServerTLS()
+		if err != nil {
+			return err
+		}
+		if agentLn, err = tls.Listen("tcp", adv, stls); err != nil {
+			return fmt.Errorf("--advertise: %w", err)
+		}
+		address = "https://" + adv
+		go identity.KeepRenewed(ctx, srvClient, hostname, []string{host}, 10*time.Minute, log)
+		log.Info("joined the cluster", "node", identity.NodeID, "server", o.server)
+	}
 	drv, err := containerd.Open(ctx, containerd.Config{
 		Address: o.containerdAddress, DataDir: o.dataDir, Namespace: o.containerdNamespace,
 		LoggerBinary: logger, Logger: log,
@@ -85,14 +135,13 @@ func runAgent(ctx context.Context, o agentOptions, log *slog.Logger) error {
 	}
 	resolver := dns.NewServer(dns.Config{Upstreams: dns.HostUpstreams("/etc/resolv.conf"), Port: o.dnsPort, Logger: log})
 	defer resolver.Close()
-	srvClient, err := api.NewClient(o.server)
-	if err != nil {
-		return fmt.Errorf("--server: %w", err)
-	}
 	sock := filepath.Join(o.dataDir, "agent.sock")
+	if address == "" {
+		address = "unix://" + sock
+	}
 	ag, err := agent.New(agent.Config{
-		DataDir: o.dataDir, Server: srvClient, Address: "unix://" + sock,
-		Driver: drv, Images: drv, Network: netm, DNS: resolver, Version: version, Logger: log, Manager: o.manager,
+		DataDir: o.dataDir, Server: srvClient, Address: address,
+		Driver: drv, Images: drv, Network: netm, DNS: resolver, Version: version, Logger: log, Manager: o.manager, Hostname: hostname,
 	})
 	if err != nil {
 		return err
@@ -104,7 +153,30 @@ func runAgent(ctx context.Context, o agentOptions, log *slog.Logger) error {
 	hs := &http.Server{Handler: ag.Handler(), ReadHeaderTimeout: 10 * time.Second}
 	go func() { _ = hs.Serve(ln) }()
 	defer hs.Close()
+	if agentLn != nil {
+		ths := &http.Server{Handler: ag.Handler(), ReadHeaderTimeout: 10 * time.Second}
+		go func() { _ = ths.Serve(agentLn) }()
+		defer ths.Close()
+	}
 	return ag.Run(ctx)
+}
+
+// agentAdvertise is where the agent serves the server: --advertise, or the
+// local address that routes to the server, on port 7947.
+func agentAdvertise(o agentOptions) (string, error) {
+	if o.advertise != "" {
+		if _, _, err := net.SplitHostPort(o.advertise); err != nil {
+			return "", fmt.Errorf("--advertise %q: want ADDR:PORT", o.advertise)
+		}
+		return o.advertise, nil
+	}
+	c, err := net.Dial("udp", strings.TrimPrefix(o.server, "https://"))
+	if err != nil {
+		return "", fmt.Errorf("--server %q: %w", o.server, err)
+	}
+	defer c.Close()
+	host, _, _ := net.SplitHostPort(c.LocalAddr().String())
+	return net.JoinHostPort(host, "7947"), nil
 }
 
 func fileExists(p string) bool {

@@ -13,7 +13,10 @@ import (
 	"strings"
 	"time"
 
+	"crypto/tls"
+
 	"github.com/drover-org/drover/api"
+	"github.com/drover-org/drover/internal/pki"
 	"github.com/drover-org/drover/internal/server"
 	"github.com/drover-org/drover/internal/store"
 	"github.com/spf13/cobra"
@@ -26,6 +29,7 @@ type serverOptions struct {
 	addressPool string
 	nodeGrace   time.Duration
 	logLevel    string
+	advertise   string
 	agent       agentOptions
 }
 
@@ -46,8 +50,44 @@ func serverCommand() *cobra.Command {
 	f.StringVar(&o.addressPool, "address-pool", server.DefaultAddressPool, "IPv4 range the networks' /24 subnets come from")
 	f.DurationVar(&o.nodeGrace, "node-grace", 10*time.Second, "how long a node may miss heartbeats before it is marked down")
 	f.StringVar(&o.logLevel, "log-level", "info", "debug, info, warn or error")
+	f.StringVar(&o.advertise, "advertise", "", "ADDR:PORT to serve agents on, over mutual TLS (makes a cluster CA on first start)")
 	addAgentRuntimeFlags(cmd, &o.agent)
 	return cmd
+}
+
+// serveAgents starts the TCP listener agents join and talk to.
+func serveAgents(ctx context.Context, o serverOptions, srv *server.Server, log *slog.Logger) (*http.Server, error) {
+	host, _, err := net.SplitHostPort(o.advertise)
+	if err != nil {
+		return nil, fmt.Errorf("--advertise %q: want ADDR:PORT", o.advertise)
+	}
+	now := time.Now()
+	ca, err := pki.LoadOrCreateCA(filepath.Join(o.dataDir, "pki"), now)
+	if err != nil {
+		return nil, err
+	}
+	cert, err := ca.IssueServer([]string{host}, now, 365*24*time.Hour)
+	if err != nil {
+		return nil, err
+	}
+	srv.EnableCluster(&server.Cluster{CA: ca, Advertise: o.advertise, NodeTTL: 90 * 24 * time.Hour})
+	dial, err := pki.ClientConfig(ca.CertPEM, cert)
+	if err != nil {
+		return nil, err
+	}
+	srv.SetAgentTLS(dial)
+	cfg, err := pki.ServerConfig(ca.CertPEM, cert)
+	if err != nil {
+		return nil, err
+	}
+	ln, err := tls.Listen("tcp", o.advertise, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("--advertise: %w", err)
+	}
+	hs := &http.Server{Handler: srv.TCPHandler(), ReadHeaderTimeout: 10 * time.Second}
+	go func() { _ = hs.Serve(ln) }()
+	log.Info("serving agents", "advertise", o.advertise, "ca", ca.Fingerprint())
+	return hs, nil
 }
 
 func newLogger(level string) (*slog.Logger, error) {
@@ -93,6 +133,13 @@ func runServer(ctx context.Context, o serverOptions) error {
 			errc <- err
 		}
 	}()
+	if o.advertise != "" {
+		tcp, err := serveAgents(ctx, o, srv, log)
+		if err != nil {
+			return err
+		}
+		defer tcp.Close()
+	}
 	log.Info("drover server ready", "listen", o.listen, "data-dir", o.dataDir, "version", version)
 
 	agentDone := make(chan struct{})

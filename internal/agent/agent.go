@@ -119,11 +119,13 @@ func nodeID(dataDir string) (string, error) {
 
 // Run registers with the server and runs tasks until ctx ends. Containers
 // keep running when it returns.
-func (a *Agent) Run(ctx context.Context) error {
+func (a *Agent) Run(parent context.Context) error {
+	ctx, cancel := context.WithCancelCause(parent)
+	defer cancel(nil)
 	if err := a.register(ctx); err != nil {
 		return err
 	}
-	go a.heartbeats(ctx)
+	go a.heartbeats(ctx, cancel)
 	a.adopt(ctx)
 
 	token := ""
@@ -132,6 +134,10 @@ func (a *Agent) Run(ctx context.Context) error {
 		if err != nil {
 			if ctx.Err() != nil {
 				break
+			}
+			if errors.Is(err, api.ErrForbidden) {
+				a.log.Error("the server refuses this node", "err", err)
+				return err
 			}
 			if errors.Is(err, api.ErrNotFound) {
 				_ = a.register(ctx)
@@ -142,6 +148,9 @@ func (a *Agent) Run(ctx context.Context) error {
 		}
 		token = asg.Token
 		a.apply(ctx, asg)
+	}
+	if cause := context.Cause(ctx); parent.Err() == nil && cause != nil {
+		return cause
 	}
 	return nil
 }
@@ -158,6 +167,10 @@ func (a *Agent) register(ctx context.Context) error {
 			a.log.Info("registered with server", "server", a.cfg.Server.Host())
 			return nil
 		}
+		if errors.Is(err, api.ErrForbidden) {
+			a.log.Error("the server refuses this node", "err", err)
+			return err
+		}
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
@@ -167,7 +180,7 @@ func (a *Agent) register(ctx context.Context) error {
 	}
 }
 
-func (a *Agent) heartbeats(ctx context.Context) {
+func (a *Agent) heartbeats(ctx context.Context, stop context.CancelCauseFunc) {
 	t := time.NewTicker(a.cfg.HeartbeatInterval)
 	defer t.Stop()
 	for {
@@ -177,7 +190,12 @@ func (a *Agent) heartbeats(ctx context.Context) {
 		case <-t.C:
 		}
 		err := a.cfg.Server.Heartbeat(ctx, a.nodeID)
-		if errors.Is(err, api.ErrNotFound) {
+		switch {
+		case errors.Is(err, api.ErrForbidden):
+			a.log.Error("the server refuses this node", "err", err)
+			stop(err)
+			return
+		case errors.Is(err, api.ErrNotFound):
 			_ = a.register(ctx)
 		}
 	}

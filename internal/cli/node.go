@@ -3,6 +3,7 @@ package cli
 import (
 	"encoding/json"
 	"fmt"
+	"net/http"
 	"sort"
 	"strings"
 	"text/tabwriter"
@@ -116,6 +117,31 @@ func nodeCommand(g *Globals) *cobra.Command {
 		},
 	}
 	rm.Flags().BoolVarP(&force, "force", "f", false, "remove a node that is still ready")
-	cmd.AddCommand(ls, inspect, update, rm)
+	var rotate bool
+	token := &cobra.Command{
+		Use:   "token [--rotate]",
+		Short: "Print the token agents join with (--rotate replaces it)",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			c, err := g.Client()
+			if err != nil {
+				return err
+			}
+			method := http.MethodGet
+			path := "/v1/cluster/token"
+			if rotate {
+				method, path = http.MethodPost, path+"?rotate=true"
+			}
+			var t api.JoinToken
+			if err := c.Do(cmd.Context(), method, path, nil, &t); err != nil {
+				return err
+			}
+			fmt.Fprintln(g.Out, t.Token)
+			fmt.Fprintf(g.Err, "Join an agent with: drover agent --server %s --token %s --data-dir /var/lib/drover-agent\n", t.Advertise, t.Token)
+			return nil
+		},
+	}
+	token.Flags().BoolVar(&rotate, "rotate", false, "replace the token; agents that joined keep working")
+	cmd.AddCommand(ls, inspect, update, rm, token)
 	return cmd
 }

@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
 	"sort"
 	"strconv"
@@ -13,6 +14,7 @@ import (
 	"time"
 
 	"github.com/drover-org/drover/api"
+	"github.com/drover-org/drover/internal/pki"
 	"github.com/drover-org/drover/internal/store"
 )
 
@@ -37,6 +39,19 @@ func (s *Server) registerNode(w http.ResponseWriter, r *http.Request) {
 	}
 	if reg.ID == "" || reg.Hostname == "" {
 		writeError(w, api.Errorf(api.ErrInvalid, "node registration needs an id and a hostname"))
+		return
+	}
+	if r.TLS != nil && len(r.TLS.VerifiedChains) > 0 {
+		if id, _ := pki.NodeIDOf(r.TLS.VerifiedChains[0][0]); id != reg.ID {
+			writeError(w, apiForbidden("a node may only register itself"))
+			return
+		}
+	}
+	if revoked, err := s.revoked(r.Context(), reg.ID); err != nil || revoked {
+		if err == nil {
+			err = apiForbidden(fmt.Sprintf("node %s was removed from the cluster: join again with a new token", reg.ID))
+		}
+		writeError(w, err)
 		return
 	}
 	now := s.cfg.Now().UTC()
@@ -337,6 +352,10 @@ func (s *Server) removeNode(w http.ResponseWriter, r *http.Request) {
 	}
 	if n.State == api.NodeReady && r.URL.Query().Get("force") != "true" {
 		writeError(w, api.Errorf(api.ErrConflict, "node %s is ready: stop its agent first (or drain it), or force the removal", n.Hostname))
+		return
+	}
+	if err := s.revoke(r.Context(), n.ID); err != nil {
+		writeError(w, err)
 		return
 	}
 	txn := &store.Txn{}

@@ -32,21 +32,31 @@ func (s *Server) taskOp(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	u, err := url.Parse(n.AgentAddress)
-	if err != nil || u.Scheme != "unix" {
+	var transport *http.Transport
+	scheme, host := "http", "agent"
+	switch {
+	case err == nil && u.Scheme == "unix":
+		sock := u.Path
+		transport = &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+			var d net.Dialer
+			return d.DialContext(ctx, "unix", sock)
+		}}
+	case err == nil && u.Scheme == "https" && s.agentTLS != nil:
+		scheme, host = "https", u.Host
+		cfg := s.agentTLS.Clone()
+		cfg.ServerName = n.ID // node certificates name their node
+		transport = &http.Transport{TLSClientConfig: cfg}
+	default:
 		writeError(w, api.Errorf(api.ErrUnavailable, "node %s: agent address %q cannot be reached from here", n.Hostname, n.AgentAddress))
 		return
 	}
-	sock := u.Path
 	proxy := &httputil.ReverseProxy{
 		Rewrite: func(pr *httputil.ProxyRequest) {
-			pr.Out.URL.Scheme = "http"
-			pr.Out.URL.Host = "agent"
+			pr.Out.URL.Scheme = scheme
+			pr.Out.URL.Host = host
 			pr.Out.URL.Path = "/v1/containers/" + url.PathEscape(id) + "/" + strings.TrimPrefix(r.URL.Path, "/v1/tasks/"+id+"/")
 		},
-		Transport: &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
-			var d net.Dialer
-			return d.DialContext(ctx, "unix", sock)
-		}},
+		Transport:     transport,
 		FlushInterval: -1,
 		ErrorHandler: func(w http.ResponseWriter, _ *http.Request, err error) {
 			writeError(w, api.Errorf(api.ErrUnavailable, "node %s: %v", n.Hostname, err))

@@ -9,16 +9,26 @@ import (
 	"net/url"
 	"os"
 	"sort"
+	"strings"
 	"time"
 
 	"github.com/drover-org/drover/api"
 	"github.com/drover-org/drover/internal/store"
 )
 
-// agentClient reaches a node's agent at the address it registered.
-func agentClient(n api.Node) (*api.Client, error) {
+// agentClient reaches a node's agent at the address it registered: a
+// unix socket for the server's own agent, mutual TLS for the others.
+func (s *Server) agentClient(n api.Node) (*api.Client, error) {
 	if n.AgentAddress == "" {
 		return nil, api.Errorf(api.ErrUnavailable, "node %s (%s) registered no agent address", n.Hostname, n.ID)
+	}
+	if strings.HasPrefix(n.AgentAddress, "https://") {
+		if s.agentTLS == nil {
+			return nil, api.Errorf(api.ErrUnavailable, "node %s: this server cannot dial agents over TLS", n.Hostname)
+		}
+		cfg := s.agentTLS.Clone()
+		cfg.ServerName = n.ID // node certificates name their node
+		return api.NewClientTLS(n.AgentAddress, cfg)
 	}
 	return api.NewClient(n.AgentAddress)
 }
@@ -39,7 +49,7 @@ func (s *Server) taskLogs(w http.ResponseWriter, r *http.Request) {
 		writeError(w, err)
 		return
 	}
-	c, err := agentClient(n)
+	c, err := s.agentClient(n)
 	if err != nil {
 		writeError(w, err)
 		return
@@ -130,7 +140,7 @@ func (s *Server) loadImage(w http.ResponseWriter, r *http.Request) {
 			writeError(w, err)
 			return
 		}
-		c, err := agentClient(n)
+		c, err := s.agentClient(n)
 		if err != nil {
 			writeError(w, err)
 			return
@@ -161,7 +171,7 @@ func (s *Server) listImages(w http.ResponseWriter, r *http.Request) {
 	}
 	all := []api.Image{}
 	for _, n := range nodes {
-		c, err := agentClient(n)
+		c, err := s.agentClient(n)
 		if err != nil {
 			writeError(w, err)
 			return

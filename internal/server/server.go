@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 	"crypto/rand"
+	"crypto/tls"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -41,7 +42,12 @@ type Server struct {
 	started    time.Time
 	kick       chan struct{} // wakes the controller
 	events     *events.Bus
+	cluster    *Cluster    // nil: no TCP listener, no joins
+	agentTLS   *tls.Config // dialing agents over TCP
 }
+
+// EnableCluster lets agents join over TCP (see TCPHandler).
+func (s *Server) EnableCluster(c *Cluster) { s.cluster = c }
 
 // New makes a server. Run the controller with RunController.
 func New(cfg Config, st *store.Store) *Server {
@@ -122,6 +128,8 @@ func (s *Server) routes() []route {
 		{"POST /v1/nodes", s.registerNode},
 		{"POST /v1/nodes/{id}/heartbeat", s.heartbeat},
 		{"GET /v1/nodes/{id}", s.getNode},
+		{"GET /v1/cluster/token", s.tokenHandler},
+		{"POST /v1/cluster/token", s.tokenHandler},
 		{"POST /v1/nodes/{id}/update", s.updateNode},
 		{"DELETE /v1/nodes/{id}", s.removeNode},
 		{"GET /v1/nodes/{id}/assignments", s.assignments},
