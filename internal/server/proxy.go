@@ -130,22 +130,22 @@ func (s *Server) loadImage(w http.ResponseWriter, r *http.Request) {
 	}
 	defer os.Remove(tmp.Name())
 	defer tmp.Close()
-	if _, err := io.Copy(tmp, r.Body); err != nil {
+	size, err := io.Copy(tmp, r.Body)
+	if err != nil {
 		writeError(w, api.Errorf(api.ErrInvalid, "reading the image archive: %v", err))
 		return
 	}
 	var result api.ImageLoadResult
 	for _, n := range nodes {
-		if _, err := tmp.Seek(0, io.SeekStart); err != nil {
-			writeError(w, err)
-			return
-		}
 		c, err := s.agentClient(n)
 		if err != nil {
 			writeError(w, err)
 			return
 		}
-		resp, err := c.Raw(r.Context(), http.MethodPost, "/v1/images/load", tmp, "application/x-tar")
+		// Each node reads its own view: the HTTP client closes a body it
+		// sent, so the file itself is not handed over.
+		body := io.NopCloser(io.NewSectionReader(tmp, 0, size))
+		resp, err := c.Raw(r.Context(), http.MethodPost, "/v1/images/load", body, "application/x-tar")
 		if err != nil {
 			writeError(w, fmt.Errorf("node %s: %w", n.Hostname, err))
 			return
