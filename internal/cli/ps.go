@@ -154,7 +154,7 @@ func printPS(w io.Writer, entries []PSEntry, format string) error {
 		for _, p := range e.Publishers {
 			ports = append(ports, fmt.Sprintf("%s:%d->%d/%s", p.URL, p.PublishedPort, p.TargetPort, p.Protocol))
 		}
-		cmd := e.Command
+		cmd := strings.Join(strings.Fields(e.Command), " ")
 		if len(cmd) > 30 {
 			cmd = cmd[:27] + "..."
 		}
