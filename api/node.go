@@ -70,6 +70,7 @@ type Endpoint struct {
 	Service string   `json:"service"`
 	Names   []string `json:"names"` // container name, hostname, aliases
 	IP      string   `json:"ip"`
+	IP6     string   `json:"ip6,omitempty"`
 }
 
 // JoinRequest is an agent's first call to a server it has a token for.

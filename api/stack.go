@@ -74,6 +74,9 @@ type Network struct {
 	Bridge   string `json:"bridge"`
 	Internal bool   `json:"internal,omitempty"`
 	MTU      int    `json:"mtu,omitempty"`
+	// Subnet6 and Gateway6 are set for dual-stack networks (enable_ipv6).
+	Subnet6  string `json:"subnet6,omitempty"`
+	Gateway6 string `json:"gateway6,omitempty"`
 	// External networks belong to another project; this one only uses
 	// them.
 	External bool `json:"external,omitempty"`

@@ -105,7 +105,8 @@ type TaskStatus struct {
 	ContainerID string            `json:"containerID,omitempty"`
 	PID         int               `json:"pid,omitempty"`
 	ExitCode    int               `json:"exitCode"`
-	Addresses   map[string]string `json:"addresses,omitempty"` // network full name -> IPv4
+	Addresses   map[string]string `json:"addresses,omitempty"`  // network full name -> IPv4
+	Addresses6  map[string]string `json:"addresses6,omitempty"` // network full name -> IPv6 (dual-stack networks)
 	// Health is "" (no health check), "starting", "healthy" or "unhealthy".
 	Health string `json:"health,omitempty"`
 	// HealthLog is the output of the last failed probe, for ps and events.

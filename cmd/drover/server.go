@@ -23,14 +23,15 @@ import (
 )
 
 type serverOptions struct {
-	listen      string
-	dataDir     string
-	noAgent     bool
-	addressPool string
-	nodeGrace   time.Duration
-	logLevel    string
-	advertise   string
-	agent       agentOptions
+	listen       string
+	dataDir      string
+	noAgent      bool
+	addressPool  string
+	addressPool6 string
+	nodeGrace    time.Duration
+	logLevel     string
+	advertise    string
+	agent        agentOptions
 }
 
 func serverCommand() *cobra.Command {
@@ -48,6 +49,7 @@ func serverCommand() *cobra.Command {
 	f.StringVar(&o.dataDir, "data-dir", "/var/lib/drover", "where the server keeps its state")
 	f.BoolVar(&o.noAgent, "no-agent", false, "do not run an agent in the server process")
 	f.StringVar(&o.addressPool, "address-pool", server.DefaultAddressPool, "IPv4 range the networks' /24 subnets come from")
+	f.StringVar(&o.addressPool6, "address-pool6", server.DefaultAddressPool6, "IPv6 range (/48 to /64) the /64s of enable_ipv6 networks come from")
 	f.DurationVar(&o.nodeGrace, "node-grace", 10*time.Second, "how long a node may miss heartbeats before it is marked down")
 	f.StringVar(&o.logLevel, "log-level", "info", "debug, info, warn or error")
 	f.StringVar(&o.advertise, "advertise", "", "ADDR:PORT to serve agents on, over mutual TLS (makes a cluster CA on first start)")
@@ -122,7 +124,7 @@ func runServer(ctx context.Context, o serverOptions) error {
 		return err
 	}
 	srv := server.New(server.Config{
-		AddressPool: o.addressPool, NodeGrace: o.nodeGrace, Version: version, Logger: log,
+		AddressPool: o.addressPool, AddressPool6: o.addressPool6, NodeGrace: o.nodeGrace, Version: version, Logger: log,
 	}, store.New(emb.Client))
 
 	hs := &http.Server{Handler: srv.Handler(), ReadHeaderTimeout: 10 * time.Second}

@@ -266,3 +266,33 @@ options edns0 trust-ad
 		t.Errorf("no nameservers: got %q", got)
 	}
 }
+
+// Dual-stack records answer AAAA with their IPv6 addresses, rotating, and A
+// with the IPv4 ones.
+func TestResolveAAAA(t *testing.T) {
+	s := NewServer(Config{})
+	t.Cleanup(func() { s.Close() })
+	s.SetRecords([]Record{
+		{Network: "ds_default", Service: "web", Names: []string{"ds-web-1"}, IP: ip("10.3.0.2"), IP6: net.ParseIP("fd00:1::2")},
+		{Network: "ds_default", Service: "web", Names: []string{"ds-web-2"}, IP: ip("10.3.0.3"), IP6: net.ParseIP("fd00:1::3")},
+	})
+	firsts := map[string]bool{}
+	for i := 0; i < 2; i++ {
+		rrs, ok := s.Resolve("ds_default", question("web.", mdns.TypeAAAA))
+		if !ok || len(rrs) != 2 {
+			t.Fatalf("AAAA web: %v %v", rrs, ok)
+		}
+		a, isAAAA := rrs[0].(*mdns.AAAA)
+		if !isAAAA {
+			t.Fatalf("answer %v is not AAAA", rrs[0])
+		}
+		firsts[a.AAAA.String()] = true
+	}
+	if len(firsts) != 2 {
+		t.Errorf("AAAA answers do not rotate: %v", firsts)
+	}
+	rrs, _ := s.Resolve("ds_default", question("ds-web-1.", mdns.TypeA))
+	if got := aAddrs(t, rrs); !slices.Equal(got, []string{"10.3.0.2"}) {
+		t.Errorf("A ds-web-1: %v", got)
+	}
+}

@@ -21,6 +21,7 @@ type Record struct {
 	Service string   // service name, e.g. "web"; also answers as tasks.<service>
 	Names   []string // other names: container name (first; it answers PTR), hostname, aliases
 	IP      net.IP   // IPv4; records without one are ignored
+	IP6     net.IP   // IPv6 on dual-stack networks (answers AAAA); may be nil
 }
 
 // ipv4 is an IPv4 address usable as a map key.
@@ -38,7 +39,8 @@ func (a ipv4) ip() net.IP { return net.IPv4(a[0], a[1], a[2], a[3]).To4() }
 
 // entry is the answer set of one name on one network.
 type entry struct {
-	ips []ipv4 // sorted, distinct: the rotation is stable whatever order records come in
+	ips  []ipv4     // sorted, distinct: the rotation is stable whatever order records come in
+	ips6 [][16]byte // sorted, distinct AAAA answers
 	// next counts queries; shared with the entry of the same name in the
 	// previous table so that rotation carries on across SetRecords.
 	next *atomic.Uint64
@@ -49,6 +51,7 @@ type netTable struct {
 	names map[string]*entry // canonical (lower case, fully qualified) name
 	ptr   map[ipv4][]string // fully qualified names for reverse lookups
 	seen  map[string][]ipv4 // scratch while building
+	seen6 map[string][][16]byte
 }
 
 // table is an immutable snapshot of all records, swapped in whole.
@@ -74,7 +77,7 @@ func buildTable(recs []Record, prev *table) (*table, []string) {
 		}
 		nt := t.nets[r.Network]
 		if nt == nil {
-			nt = &netTable{names: map[string]*entry{}, ptr: map[ipv4][]string{}, seen: map[string][]ipv4{}}
+			nt = &netTable{names: map[string]*entry{}, ptr: map[ipv4][]string{}, seen: map[string][]ipv4{}, seen6: map[string][][16]byte{}}
 			t.nets[r.Network] = nt
 		}
 		t.own[ip] = struct{}{}
@@ -94,6 +97,9 @@ func buildTable(recs []Record, prev *table) (*table, []string) {
 			}
 			key := canonical(n)
 			nt.seen[key] = append(nt.seen[key], ip)
+			if v6 := r.IP6.To16(); v6 != nil && r.IP6.To4() == nil {
+				nt.seen6[key] = append(nt.seen6[key], [16]byte(v6))
+			}
 		}
 
 		ptrName := r.Service
@@ -112,6 +118,10 @@ func buildTable(recs []Record, prev *table) (*table, []string) {
 		for key, ips := range nt.seen {
 			slices.SortFunc(ips, func(a, b ipv4) int { return bytes.Compare(a[:], b[:]) })
 			e := &entry{ips: slices.Compact(ips)}
+			if v6 := nt.seen6[key]; len(v6) > 0 {
+				slices.SortFunc(v6, func(a, b [16]byte) int { return bytes.Compare(a[:], b[:]) })
+				e.ips6 = slices.Compact(v6)
+			}
 			if old := prev.lookupEntry(netName, key); old != nil {
 				e.next = old.next
 			} else {
@@ -119,7 +129,7 @@ func buildTable(recs []Record, prev *table) (*table, []string) {
 			}
 			nt.names[key] = e
 		}
-		nt.seen = nil
+		nt.seen, nt.seen6 = nil, nil
 	}
 	return t, skipped
 }
@@ -186,17 +196,29 @@ func (s *Server) lookup(network string, q mdns.Question) (answers []mdns.RR, rco
 	if e == nil {
 		return nil, 0, false
 	}
-	if q.Qtype != mdns.TypeA && q.Qtype != mdns.TypeANY {
+	if q.Qtype != mdns.TypeA && q.Qtype != mdns.TypeAAAA && q.Qtype != mdns.TypeANY {
 		return nil, mdns.RcodeSuccess, true
 	}
-	n := len(e.ips)
-	start := int((e.next.Add(1) - 1) % uint64(n))
-	answers = make([]mdns.RR, 0, n)
-	for i := range n {
-		answers = append(answers, &mdns.A{
-			Hdr: mdns.RR_Header{Name: name, Rrtype: mdns.TypeA, Class: mdns.ClassINET, Ttl: ttl},
-			A:   e.ips[(start+i)%n].ip(),
-		})
+	turn := e.next.Add(1) - 1
+	if q.Qtype != mdns.TypeAAAA {
+		n := len(e.ips)
+		start := int(turn % uint64(n))
+		for i := range n {
+			answers = append(answers, &mdns.A{
+				Hdr: mdns.RR_Header{Name: name, Rrtype: mdns.TypeA, Class: mdns.ClassINET, Ttl: ttl},
+				A:   e.ips[(start+i)%n].ip(),
+			})
+		}
+	}
+	if n := len(e.ips6); n > 0 && q.Qtype != mdns.TypeA {
+		start := int(turn % uint64(n))
+		for i := range n {
+			ip := e.ips6[(start+i)%n]
+			answers = append(answers, &mdns.AAAA{
+				Hdr:  mdns.RR_Header{Name: name, Rrtype: mdns.TypeAAAA, Class: mdns.ClassINET, Ttl: ttl},
+				AAAA: net.IP(ip[:]),
+			})
+		}
 	}
 	return answers, mdns.RcodeSuccess, true
 }

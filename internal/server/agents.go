@@ -229,7 +229,8 @@ func AssignmentsFor(snap *store.Snapshot, id string) api.Assignments {
 			} else {
 				names = append(names, n.Aliases...)
 			}
-			a.Endpoints = append(a.Endpoints, api.Endpoint{Network: n.Network.FullName, Service: service, Names: names, IP: ip})
+			a.Endpoints = append(a.Endpoints, api.Endpoint{Network: n.Network.FullName, Service: service, Names: names, IP: ip,
+				IP6: t.Status.Addresses6[n.Network.FullName]})
 		}
 	}
 	sort.Slice(a.Endpoints, func(i, j int) bool {

@@ -50,3 +50,39 @@ func bridgeName(stack, network string) string {
 
 // fullNetworkName is Compose's name for a project's network.
 func fullNetworkName(stack, network string) string { return stack + "_" + network }
+
+// DefaultAddressPool6 is where dual-stack networks' /64s come from.
+const DefaultAddressPool6 = "fd9d:6c6f:7665::/48"
+
+// leaseSubnet6 picks the first /64 of an IPv6 pool (a /48 to /64) that no
+// lease holds; the gateway is its ::1.
+func leaseSubnet6(pool string, leased map[string]string) (subnet, gateway string, err error) {
+	p, err := netip.ParsePrefix(pool)
+	if err != nil || !p.Addr().Is6() || p.Addr().Is4In6() || p.Bits() > 64 || p.Bits() < 48 {
+		return "", "", fmt.Errorf("IPv6 address pool %q: want an IPv6 prefix from /48 to /64", pool)
+	}
+	p = p.Masked()
+	count := 1 << (64 - p.Bits())
+	base := p.Addr().As16()
+	for i := 0; i < count; i++ {
+		b := base
+		// The /64 index goes in bytes 6-7 (what the pool leaves free).
+		v := uint16(b[6])<<8 | uint16(b[7]) + uint16(i)
+		b[6], b[7] = byte(v>>8), byte(v)
+		cand := netip.PrefixFrom(netip.AddrFrom16(b), 64)
+		taken := false
+		for other := range leased {
+			if op, err := netip.ParsePrefix(other); err == nil && op.Overlaps(cand) {
+				taken = true
+				break
+			}
+		}
+		if taken {
+			continue
+		}
+		gw := b
+		gw[15] = 1
+		return cand.String(), netip.AddrFrom16(gw).String(), nil
+	}
+	return "", "", api.Errorf(api.ErrUnavailable, "IPv6 address pool %s is exhausted", pool)
+}

@@ -22,6 +22,8 @@ import (
 type Config struct {
 	// AddressPool is the range the networks' subnets (/24 each) come from.
 	AddressPool string
+	// AddressPool6 is where dual-stack networks' /64s come from.
+	AddressPool6 string
 	// NodeGrace is how long a node may miss heartbeats before it is down.
 	NodeGrace time.Duration
 	Version   string
@@ -53,6 +55,9 @@ func (s *Server) EnableCluster(c *Cluster) { s.cluster = c }
 func New(cfg Config, st *store.Store) *Server {
 	if cfg.AddressPool == "" {
 		cfg.AddressPool = DefaultAddressPool
+	}
+	if cfg.AddressPool6 == "" {
+		cfg.AddressPool6 = DefaultAddressPool6
 	}
 	if cfg.NodeGrace == 0 {
 		cfg.NodeGrace = 10 * time.Second

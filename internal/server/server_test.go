@@ -293,3 +293,20 @@ func TestValidateDependencies(t *testing.T) {
 		t.Errorf("valid chain refused: %v", err)
 	}
 }
+
+func TestLeaseSubnet6(t *testing.T) {
+	sn, gw, err := leaseSubnet6("fd9d:6c6f:7665::/48", map[string]string{"fd9d:6c6f:7665::/64": "x", "10.213.0.0/24": "y"})
+	if err != nil || sn != "fd9d:6c6f:7665:1::/64" || gw != "fd9d:6c6f:7665:1::1" {
+		t.Fatalf("got %s %s %v", sn, gw, err)
+	}
+	if _, _, err := leaseSubnet6("10.0.0.0/8", nil); err == nil {
+		t.Fatal("an IPv4 pool was accepted")
+	}
+	res := spec("six", service("web", 1))
+	res.Networks[0].EnableIPv6 = true
+	s, _ := newTestServer(t)
+	out, err := s.Deploy(context.Background(), res, DeployOptions{})
+	if err != nil || out.Stack.Networks[0].Subnet6 == "" || out.Stack.Networks[0].Gateway6 == "" {
+		t.Fatalf("dual-stack network: %+v %v", out.Stack.Networks, err)
+	}
+}

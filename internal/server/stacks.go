@@ -156,9 +156,6 @@ func (s *Server) planDeploy(snap *store.Snapshot, spec api.StackSpec, opts Deplo
 		have[n.Name] = true
 	}
 	for _, n := range spec.Networks {
-		if n.EnableIPv6 {
-			res.Warnings = append(res.Warnings, fmt.Sprintf("network %q: enable_ipv6 is not supported yet; the network is IPv4 only", n.Name))
-		}
 		if have[n.Name] {
 			continue
 		}
@@ -454,5 +451,16 @@ func (s *Server) newNetwork(snap *store.Snapshot, stack string, n api.NetworkSpe
 	key := store.SubnetLeaseKey(net.Subnet)
 	txn.Unchanged(key, 0)
 	txn.PutRaw(key, stack+"/"+n.Name)
+	if n.EnableIPv6 {
+		sn6, gw6, err := leaseSubnet6(s.cfg.AddressPool6, leased)
+		if err != nil {
+			return net, err
+		}
+		net.Subnet6, net.Gateway6 = sn6, gw6
+		leased[sn6] = stack + "/" + n.Name
+		key := store.SubnetLeaseKey(sn6)
+		txn.Unchanged(key, 0)
+		txn.PutRaw(key, stack+"/"+n.Name)
+	}
 	return net, nil
 }
