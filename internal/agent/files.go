@@ -14,13 +14,15 @@ import (
 
 // writeFiles writes the task's /etc/hosts, /etc/hostname and
 // /etc/resolv.conf and returns the mounts that put them in place.
-func (a *Agent) writeFiles(t api.Task, req network.Request, addrs map[string]string) ([]drt.Mount, error) {
+func (a *Agent) writeFiles(t api.Task, req network.Request, addrs, addrs6 map[string]string) ([]drt.Mount, error) {
 	dir := a.taskDir(t.ID)
-	b, _ := json.Marshal(addrs)
-	if err := os.WriteFile(filepath.Join(dir, "addresses.json"), b, 0o600); err != nil {
-		return nil, err
+	for file, m := range map[string]map[string]string{"addresses.json": addrs, "addresses6.json": addrs6} {
+		b, _ := json.Marshal(m)
+		if err := os.WriteFile(filepath.Join(dir, file), b, 0o600); err != nil {
+			return nil, err
+		}
 	}
-	hosts := hostsFile(t, req, addrs)
+	hosts := hostsFile(t, req, addrs, addrs6)
 	if t.Spec.NetworkMode == "host" {
 		b, _ := os.ReadFile("/etc/hosts")
 		hosts = string(b) + extraHosts(t, req)
@@ -41,11 +43,14 @@ func (a *Agent) writeFiles(t api.Task, req network.Request, addrs map[string]str
 	return mounts, nil
 }
 
-func hostsFile(t api.Task, req network.Request, addrs map[string]string) string {
+func hostsFile(t api.Task, req network.Request, addrs, addrs6 map[string]string) string {
 	var b strings.Builder
 	b.WriteString("127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n")
 	if len(req.Networks) > 0 {
 		if ip := addrs[req.Networks[0].Name]; ip != "" {
+			fmt.Fprintf(&b, "%s\t%s\n", ip, t.Hostname())
+		}
+		if ip := addrs6[req.Networks[0].Name]; ip != "" {
 			fmt.Fprintf(&b, "%s\t%s\n", ip, t.Hostname())
 		}
 	}

@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"net"
 	"os"
 	"path/filepath"
@@ -146,7 +147,7 @@ func (a *Agent) apply(ctx context.Context, asg api.Assignments) {
 	recs := make([]dns.Record, 0, len(asg.Endpoints))
 	for _, e := range asg.Endpoints {
 		if ip := net.ParseIP(e.IP); ip != nil {
-			recs = append(recs, dns.Record{Network: e.Network, Service: e.Service, Names: e.Names, IP: ip})
+			recs = append(recs, dns.Record{Network: e.Network, Service: e.Service, Names: e.Names, IP: ip, IP6: net.ParseIP(e.IP6)})
 		}
 	}
 	a.cfg.DNS.SetRecords(recs)
@@ -276,16 +277,20 @@ func (a *Agent) start(ctx context.Context, t api.Task) {
 		return
 	}
 	addrs := map[string]string{}
+	addrs6 := map[string]string{}
 	for _, n := range req.Networks {
 		if ip := res.IPs[n.Name]; ip != nil {
 			addrs[n.Name] = ip.String()
+		}
+		if ip := res.IPs6[n.Name]; ip != nil {
+			addrs6[n.Name] = ip.String()
 		}
 		a.mu.Lock()
 		a.bridges[n.Name] = n
 		a.mu.Unlock()
 		a.ensureDNS(n)
 	}
-	mounts, err := a.writeFiles(t, req, addrs)
+	mounts, err := a.writeFiles(t, req, addrs, addrs6)
 	if err == nil {
 		var more []drt.Mount
 		more, err = a.prepareMounts(ctx, t)
@@ -311,7 +316,7 @@ func (a *Agent) start(ctx context.Context, t api.Task) {
 		LogPath: a.LogPath(t.ID), LogMaxSize: t.Spec.Settings.LogMaxSize, LogMaxFile: t.Spec.Settings.LogMaxFile,
 		ClearCommand: t.Spec.ClearCommand, ClearEntrypoint: t.Spec.ClearEntrypoint, Settings: t.Spec.Settings,
 	}
-	a.report(ctx, t, api.TaskStatus{State: api.StatePreparing, Message: "starting container", Addresses: addrs})
+	a.report(ctx, t, api.TaskStatus{State: api.StatePreparing, Message: "starting container", Addresses: addrs, Addresses6: addrs6})
 	st, err := a.cfg.Driver.Start(ctx, spec)
 	if err != nil {
 		log.Warn("container start failed", "err", err)
@@ -341,10 +346,8 @@ func exitedStatus(t api.Task, code int, at time.Time) api.TaskStatus {
 }
 
 func (a *Agent) runningStatus(t api.Task, st drt.Status) api.TaskStatus {
-	addrs := map[string]string{}
-	if rec, err := a.readTaskAddrs(t.ID); err == nil {
-		addrs = rec
-	}
+	addrs, _ := a.readTaskAddrs(t.ID, "addresses.json")
+	addrs6, _ := a.readTaskAddrs(t.ID, "addresses6.json")
 	started := st.StartedAt
 	if started.IsZero() {
 		started = t.Status.StartedAt
@@ -352,7 +355,7 @@ func (a *Agent) runningStatus(t api.Task, st drt.Status) api.TaskStatus {
 	a.mu.Lock()
 	h := a.health[t.ID]
 	a.mu.Unlock()
-	return api.TaskStatus{State: api.StateRunning, ContainerID: t.ID, PID: st.PID, Addresses: addrs, StartedAt: started.UTC(), Health: h}
+	return api.TaskStatus{State: api.StateRunning, ContainerID: t.ID, PID: st.PID, Addresses: addrs, Addresses6: addrs6, StartedAt: started.UTC(), Health: h}
 }
 
 // watch waits for the container's exit once per task and reports it.
@@ -468,19 +471,12 @@ func sameStatus(a, b api.TaskStatus) bool {
 		a.Health != b.Health || a.HealthLog != b.HealthLog {
 		return false
 	}
-	if len(a.Addresses) != len(b.Addresses) {
-		return false
-	}
-	for k, v := range a.Addresses {
-		if b.Addresses[k] != v {
-			return false
-		}
-	}
-	return true
+	return maps.Equal(a.Addresses, b.Addresses) && maps.Equal(a.Addresses6, b.Addresses6)
 }
 
 func toNetwork(n api.Network) network.Network {
-	return network.Network{Name: n.FullName, Bridge: n.Bridge, Subnet: n.Subnet, Gateway: n.Gateway, Internal: n.Internal, MTU: n.MTU}
+	return network.Network{Name: n.FullName, Bridge: n.Bridge, Subnet: n.Subnet, Gateway: n.Gateway, Internal: n.Internal, MTU: n.MTU,
+		Subnet6: n.Subnet6, Gateway6: n.Gateway6}
 }
 
 // attach gives the task its network namespace as its network_mode says:
@@ -555,9 +551,9 @@ func (a *Agent) readTask(id string) (api.Task, error) {
 	return t, json.Unmarshal(b, &t)
 }
 
-func (a *Agent) readTaskAddrs(id string) (map[string]string, error) {
+func (a *Agent) readTaskAddrs(id, file string) (map[string]string, error) {
 	var m map[string]string
-	b, err := os.ReadFile(filepath.Join(a.taskDir(id), "addresses.json"))
+	b, err := os.ReadFile(filepath.Join(a.taskDir(id), file))
 	if err != nil {
 		return nil, err
 	}

@@ -102,8 +102,39 @@ func validateNetwork(n Network) error {
 			return fmt.Errorf("network %q: gateway %q is not an address in subnet %s: %w", n.Name, n.Gateway, n.Subnet, api.ErrInvalid)
 		}
 	}
+	if err := validateSubnet6(n); err != nil {
+		return err
+	}
 	if n.MTU < 0 || (n.MTU != 0 && n.MTU < 576) || n.MTU > 65535 {
 		return fmt.Errorf("network %q: MTU %d must be 0 (from the host) or 576-65535: %w", n.Name, n.MTU, api.ErrInvalid)
+	}
+	return nil
+}
+
+// validateSubnet6 checks the IPv6 half of a dual-stack network. host-local
+// needs room for the gateway and the tasks, so the prefix is at most /120.
+func validateSubnet6(n Network) error {
+	if n.Subnet6 == "" {
+		if n.Gateway6 != "" {
+			return fmt.Errorf("network %q: gateway6 %q given without an IPv6 subnet (subnet6): %w", n.Name, n.Gateway6, api.ErrInvalid)
+		}
+		return nil
+	}
+	ip, subnet, err := net.ParseCIDR(n.Subnet6)
+	if err != nil || ip.To4() != nil {
+		return fmt.Errorf("network %q: IPv6 subnet %q is not an IPv6 CIDR such as fd9d:6c6f:7665:1::/64: %w", n.Name, n.Subnet6, api.ErrInvalid)
+	}
+	if !ip.Equal(subnet.IP) {
+		return fmt.Errorf("network %q: IPv6 subnet %q has host bits set (did you mean %s?): %w", n.Name, n.Subnet6, subnet, api.ErrInvalid)
+	}
+	if ones, _ := subnet.Mask.Size(); ones > 120 {
+		return fmt.Errorf("network %q: IPv6 subnet %s is too small; use a prefix of at most /120 (/64 is usual): %w", n.Name, n.Subnet6, api.ErrInvalid)
+	}
+	if n.Gateway6 != "" {
+		gw := net.ParseIP(n.Gateway6)
+		if gw == nil || gw.To4() != nil || !subnet.Contains(gw) || gw.Equal(subnet.IP) {
+			return fmt.Errorf("network %q: IPv6 gateway %q is not a host address in subnet %s: %w", n.Name, n.Gateway6, n.Subnet6, api.ErrInvalid)
+		}
 	}
 	return nil
 }
@@ -167,8 +198,18 @@ func (m *Manager) buildConfList(n Network, mtu int, primary bool) ([]byte, error
 		Ranges:  [][]ipamRange{{{Subnet: n.Subnet, Gateway: n.Gateway}}},
 		DataDir: m.ipamDir(),
 	}
+	// A second range set makes host-local give one address from each: a
+	// dual-stack task. The bridge plugin puts both gateways on the bridge,
+	// masquerades both families (ipMasq) and turns IPv6 forwarding on.
+	if n.Subnet6 != "" {
+		ipam.Ranges = append(ipam.Ranges, []ipamRange{{Subnet: n.Subnet6, Gateway: n.Gateway6}})
+	}
 	if primary && !n.Internal {
+		// Routes without a gateway go via the gateway of their family.
 		ipam.Routes = []ipamRoute{{Dst: "0.0.0.0/0"}}
+		if n.Subnet6 != "" {
+			ipam.Routes = append(ipam.Routes, ipamRoute{Dst: "::/0"})
+		}
 	}
 	snat := true
 	cl := confList{
@@ -215,6 +256,9 @@ func networkFromConfList(data []byte) (Network, error) {
 		n.Bridge, n.MTU = p.Bridge, p.MTU
 		if p.IPAM != nil && len(p.IPAM.Ranges) > 0 && len(p.IPAM.Ranges[0]) > 0 {
 			n.Subnet, n.Gateway = p.IPAM.Ranges[0][0].Subnet, p.IPAM.Ranges[0][0].Gateway
+		}
+		if p.IPAM != nil && len(p.IPAM.Ranges) > 1 && len(p.IPAM.Ranges[1]) > 0 {
+			n.Subnet6, n.Gateway6 = p.IPAM.Ranges[1][0].Subnet, p.IPAM.Ranges[1][0].Gateway
 		}
 	}
 	if n.Bridge == "" {

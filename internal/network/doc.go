@@ -22,11 +22,29 @@
 // it, and a DEL gets exactly the port mappings of its ADD, so no DNAT rule is
 // left behind.
 //
+// A network with a Subnet6 (Compose enable_ipv6) is dual-stack: host-local
+// gets a second range, so each task has an IPv4 and an IPv6 address
+// (Result.IPs and Result.IPs6), the bridge carries both gateways, ipMasq
+// masquerades both families, and the network that carries the IPv4 default
+// route carries the IPv6 one too when it is dual-stack (none on an
+// internal network). portmap publishes ports on the host's IPv6 addresses
+// as well once the task has one, but not on [::1]: the kernel does not
+// route ::1 out of the host (IPv6 has no route_localnet). IPv6 addresses
+// are always dynamic; Request.IPs is IPv4 only. The first dual-stack ADD
+// makes the bridge plugin set net.ipv6.conf.all.forwarding=1, host-wide and
+// for good: with forwarding on, interfaces with accept_ra=1 stop accepting
+// router advertisements, so a host that gets its IPv6 route or address by
+// SLAAC loses it when they expire unless accept_ra is 2 there. We change no
+// other sysctl.
+//
 // Networks are kept apart by iptables rules in chains of our own
 // (DROVER-ISOLATION-1/-2, see isolation.go): nothing new goes from one
 // network's bridge to another's, except to published ports; an internal
-// network's bridge exchanges nothing with any other interface. The rules
-// come with a network's first ADD and go with RemoveNetwork.
+// network's bridge exchanges nothing with any other interface. The same
+// rules are kept with ip6tables, for every network where the host has a
+// working ip6tables (a dual-stack network requires it), since IPv6
+// forwarding is host-wide too. The rules come with a network's first ADD
+// and go with RemoveNetwork.
 //
 // Invariants:
 //   - Attach is all or nothing: on any failure it undoes what it did, so no
@@ -39,7 +57,8 @@
 //     last network.
 //
 // Not here yet: traffic across hosts (VXLAN; isolation there is the
-// overlay's to keep) and IPv6. The host itself (INPUT) is not filtered: a
+// overlay's to keep), static IPv6 addresses (ipv6_address) and IPv6 host
+// IPs for published ports. The host itself (INPUT) is not filtered: a
 // task on an internal network has no route to the host's other addresses,
 // but one with NET_ADMIN could add one. The DNS server on the gateways is
 // package dns.

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 
 	"github.com/drover-org/drover/api"
@@ -76,22 +77,57 @@ func internalRules(br string) [][]string {
 	}
 }
 
-// iptables runs one iptables command on the filter table.
-func (m *Manager) iptables(args ...string) (string, error) {
-	cmd := exec.Command(m.iptablesBin, append([]string{"-w", "10", "-t", "filter"}, args...)...)
+// ip6tablesPath finds ip6tables and checks that it works here (a kernel
+// without IPv6 has no ip6tables tables), or returns "".
+func ip6tablesPath() string {
+	p, err := exec.LookPath("ip6tables")
+	if err != nil {
+		p = ""
+		for _, c := range []string{"/usr/sbin/ip6tables", "/sbin/ip6tables"} {
+			if st, err := os.Stat(c); err == nil && st.Mode()&0o111 != 0 {
+				p = c
+				break
+			}
+		}
+	}
+	if p == "" {
+		return ""
+	}
+	if err := exec.Command(p, "-w", "10", "-t", "filter", "-S", "FORWARD").Run(); err != nil {
+		return ""
+	}
+	return p
+}
+
+// families are the iptables programs our chains live in: iptables, and
+// ip6tables where the host has it. IPv6 rules are kept for every network,
+// dual-stack or not: forwarding is host-wide, so a task on an IPv4-only
+// network that adds IPv6 addresses and routes itself (NET_ADMIN) must not
+// get through either.
+func (m *Manager) families() []string {
+	if m.ip6tablesBin == "" {
+		return []string{m.iptablesBin}
+	}
+	return []string{m.iptablesBin, m.ip6tablesBin}
+}
+
+// xtables runs one command of program bin (iptables or ip6tables) on the
+// filter table.
+func (m *Manager) xtables(bin string, args ...string) (string, error) {
+	cmd := exec.Command(bin, append([]string{"-w", "10", "-t", "filter"}, args...)...)
 	var out bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out
 	err := cmd.Run()
 	if err != nil {
-		return out.String(), fmt.Errorf("iptables %s: %w: %s", strings.Join(args, " "), err, strings.TrimSpace(out.String()))
+		return out.String(), fmt.Errorf("%s %s: %w: %s", filepath.Base(bin), strings.Join(args, " "), err, strings.TrimSpace(out.String()))
 	}
 	return out.String(), nil
 }
 
-// iptablesCheck reports whether a rule exists (iptables -C). A missing chain
+// xtablesCheck reports whether a rule exists (iptables -C). A missing chain
 // counts as a missing rule.
-func (m *Manager) iptablesCheck(chain string, spec ...string) bool {
-	_, err := m.iptables(append([]string{"-C", chain}, spec...)...)
+func (m *Manager) xtablesCheck(bin, chain string, spec ...string) bool {
+	_, err := m.xtables(bin, append([]string{"-C", chain}, spec...)...)
 	return err == nil
 }
 
@@ -141,8 +177,19 @@ func (m *Manager) ensureIsolation(n Network) error {
 	if m.isolated[n.Bridge] == key { // done by a concurrent Attach meanwhile
 		return nil
 	}
-	if err := m.ensureChains(); err != nil {
-		return fmt.Errorf("isolate network: %w", err)
+	for _, bin := range m.families() {
+		if err := m.ensureRules(bin, n); err != nil {
+			return fmt.Errorf("isolate network: %w", err)
+		}
+	}
+	m.isolated[n.Bridge] = key // isoMu is held by lockIsolation
+	return nil
+}
+
+// ensureRules installs the rules of network n with program bin.
+func (m *Manager) ensureRules(bin string, n Network) error {
+	if err := m.ensureChains(bin); err != nil {
+		return err
 	}
 	want, unwanted := isolationRules(n.Bridge), internalRules(n.Bridge)
 	if n.Internal {
@@ -151,44 +198,43 @@ func (m *Manager) ensureIsolation(n Network) error {
 	// A network that was internal and is not any more must not keep
 	// those rules.
 	for _, r := range unwanted {
-		if m.iptablesCheck(r[0], r[1:]...) {
-			if _, err := m.iptables(append([]string{"-D"}, r...)...); err != nil {
-				return fmt.Errorf("isolate network: %w", err)
+		if m.xtablesCheck(bin, r[0], r[1:]...) {
+			if _, err := m.xtables(bin, append([]string{"-D"}, r...)...); err != nil {
+				return err
 			}
 		}
 	}
 	for _, r := range want {
-		if m.iptablesCheck(r[0], r[1:]...) {
+		if m.xtablesCheck(bin, r[0], r[1:]...) {
 			continue
 		}
-		if _, err := m.iptables(append([]string{"-A"}, r...)...); err != nil {
-			return fmt.Errorf("isolate network: %w", err)
+		if _, err := m.xtables(bin, append([]string{"-A"}, r...)...); err != nil {
+			return err
 		}
 	}
-	m.isolated[n.Bridge] = key // isoMu is held by lockIsolation
 	return nil
 }
 
 // ensureChains creates our chains and the jump to them, first in FORWARD.
-func (m *Manager) ensureChains() error {
+func (m *Manager) ensureChains(bin string) error {
 	for _, c := range []string{isolationChain1, isolationChain2} {
-		if _, err := m.iptables("-S", c); err == nil {
+		if _, err := m.xtables(bin, "-S", c); err == nil {
 			continue
 		}
-		if _, err := m.iptables("-N", c); err != nil {
+		if _, err := m.xtables(bin, "-N", c); err != nil {
 			return err
 		}
 	}
-	if m.iptablesCheck("FORWARD", "-j", isolationChain1) {
+	if m.xtablesCheck(bin, "FORWARD", "-j", isolationChain1) {
 		return nil
 	}
-	_, err := m.iptables("-I", "FORWARD", "1", "-j", isolationChain1)
+	_, err := m.xtables(bin, "-I", "FORWARD", "1", "-j", isolationChain1)
 	return err
 }
 
-// removeIsolation deletes every rule of our chains that names bridge br, and
-// the chains themselves when no network is left in them. Rules that are gone
-// already are fine.
+// removeIsolation deletes every rule of our chains that names bridge br, in
+// both families, and the chains themselves when no network is left in them.
+// Rules that are gone already are fine.
 func (m *Manager) removeIsolation(br string) error {
 	unlock, err := m.lockIsolation()
 	if err != nil {
@@ -196,9 +242,20 @@ func (m *Manager) removeIsolation(br string) error {
 	}
 	defer unlock()
 	delete(m.isolated, br)
+	var errs []error
+	for _, bin := range m.families() {
+		if err := m.removeRules(bin, br); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// removeRules is removeIsolation for program bin.
+func (m *Manager) removeRules(bin, br string) error {
 	empty := true
 	for _, c := range []string{isolationChain1, isolationChain2} {
-		out, err := m.iptables("-S", c)
+		out, err := m.xtables(bin, "-S", c)
 		if err != nil {
 			continue // no chain, no rules
 		}
@@ -211,7 +268,7 @@ func (m *Manager) removeIsolation(br string) error {
 				empty = false
 				continue
 			}
-			if _, err := m.iptables(append([]string{"-D"}, f[1:]...)...); err != nil {
+			if _, err := m.xtables(bin, append([]string{"-D"}, f[1:]...)...); err != nil {
 				return err
 			}
 		}
@@ -219,19 +276,19 @@ func (m *Manager) removeIsolation(br string) error {
 	if !empty {
 		return nil
 	}
-	for m.iptablesCheck("FORWARD", "-j", isolationChain1) {
-		if _, err := m.iptables("-D", "FORWARD", "-j", isolationChain1); err != nil {
+	for m.xtablesCheck(bin, "FORWARD", "-j", isolationChain1) {
+		if _, err := m.xtables(bin, "-D", "FORWARD", "-j", isolationChain1); err != nil {
 			return err
 		}
 	}
 	for _, c := range []string{isolationChain1, isolationChain2} {
-		if _, err := m.iptables("-S", c); err != nil {
+		if _, err := m.xtables(bin, "-S", c); err != nil {
 			continue
 		}
-		if _, err := m.iptables("-F", c); err != nil {
+		if _, err := m.xtables(bin, "-F", c); err != nil {
 			return err
 		}
-		if _, err := m.iptables("-X", c); err != nil {
+		if _, err := m.xtables(bin, "-X", c); err != nil {
 			return err
 		}
 	}
@@ -253,17 +310,19 @@ func namesInterface(fields []string, br string) bool {
 func (m *Manager) isolatedBridges() []string {
 	var out []string
 	seen := map[string]bool{}
-	for _, c := range []string{isolationChain1, isolationChain2} {
-		listing, err := m.iptables("-S", c)
-		if err != nil {
-			continue
-		}
-		for _, line := range strings.Split(listing, "\n") {
-			f := strings.Fields(line)
-			for i := 0; i+1 < len(f); i++ {
-				if (f[i] == "-i" || f[i] == "-o") && !seen[f[i+1]] {
-					seen[f[i+1]] = true
-					out = append(out, f[i+1])
+	for _, bin := range m.families() {
+		for _, c := range []string{isolationChain1, isolationChain2} {
+			listing, err := m.xtables(bin, "-S", c)
+			if err != nil {
+				continue
+			}
+			for _, line := range strings.Split(listing, "\n") {
+				f := strings.Fields(line)
+				for i := 0; i+1 < len(f); i++ {
+					if (f[i] == "-i" || f[i] == "-o") && !seen[f[i+1]] {
+						seen[f[i+1]] = true
+						out = append(out, f[i+1])
+					}
 				}
 			}
 		}

@@ -48,7 +48,14 @@ type Network struct {
 	Bridge  string // Linux bridge name, at most 15 characters, given by the control plane
 	Subnet  string // this host's subnet of the network, e.g. "10.213.4.0/24"
 	Gateway string // e.g. "10.213.4.1", put on the bridge
-	MTU     int    // 0: the MTU of the host's default-route interface; else 576-65535 (driver_opts com.docker.network.driver.mtu)
+	// Subnet6 makes the network dual-stack (Compose enable_ipv6): tasks
+	// get an IPv6 address from it as well, e.g. "fd9d:6c6f:7665:1::/64";
+	// "" is IPv4 only.
+	Subnet6 string
+	// Gateway6 is the IPv6 gateway put on the bridge, e.g.
+	// "fd9d:6c6f:7665:1::1"; "" is the subnet's first address.
+	Gateway6 string
+	MTU      int // 0: the MTU of the host's default-route interface; else 576-65535 (driver_opts com.docker.network.driver.mtu)
 	// Internal cuts the network off from everything but itself (Compose
 	// `internal: true`): no masquerade, no default route through it, and
 	// the host forwards nothing between its bridge and any other interface.
@@ -90,6 +97,7 @@ type Request struct {
 type Result struct {
 	NetNSPath string            // give this to the runtime as the task's network namespace
 	IPs       map[string]net.IP // by Network.Name
+	IPs6      map[string]net.IP // by Network.Name, for the networks with a Subnet6
 }
 
 // Manager attaches tasks to networks through CNI. It is safe for concurrent
@@ -101,7 +109,8 @@ type Manager struct {
 	log      *slog.Logger
 	cni      *libcni.CNIConfig
 
-	iptablesBin string
+	iptablesBin  string
+	ip6tablesBin string // "" when the host has no working ip6tables
 
 	// isoMu guards isolated (bridge -> rules installed, see isolation.go)
 	// and is held, with a host-wide flock, while our chains change.
@@ -140,11 +149,14 @@ func New(cfg Config) (*Manager, error) {
 	if err != nil {
 		return nil, err
 	}
-	m := &Manager{stateDir: stateDir, dirs: dirs, log: cfg.Logger, iptablesBin: ipt, isolated: map[string]string{}}
+	m := &Manager{stateDir: stateDir, dirs: dirs, log: cfg.Logger, iptablesBin: ipt, ip6tablesBin: ip6tablesPath(), isolated: map[string]string{}}
 	if m.log == nil {
 		m.log = slog.New(slog.DiscardHandler)
 	}
 	m.log = m.log.With("component", "network")
+	if m.ip6tablesBin == "" {
+		m.log.Info("no working ip6tables; IPv6 (enable_ipv6) networks are unavailable")
+	}
 	for _, d := range []string{m.confDir(), m.ipamDir(), m.cacheDir(), m.netnsDir()} {
 		if err := os.MkdirAll(d, 0o700); err != nil {
 			return nil, fmt.Errorf("network: create state dir: %w", err)
@@ -285,47 +297,58 @@ func (m *Manager) Attach(ctx context.Context, req Request) (res Result, err erro
 		return Result{}, fmt.Errorf("task %s: bring up loopback: %w", req.ID, err)
 	}
 
-	res = Result{NetNSPath: path, IPs: make(map[string]net.IP, len(req.Networks))}
+	res = Result{NetNSPath: path, IPs: make(map[string]net.IP, len(req.Networks)), IPs6: map[string]net.IP{}}
 	for i, n := range req.Networks {
-		ip, err := m.add(ctx, req, i, &added)
+		ip, ip6, err := m.add(ctx, req, i, &added)
 		if err != nil {
-			return Result{}, fmt.Errorf("task %s: network %q (bridge %s, subnet %s) as %s: %w", req.ID, n.Name, n.Bridge, n.Subnet, ifName(i), err)
+			subnets := n.Subnet
+			if n.Subnet6 != "" {
+				subnets += " and " + n.Subnet6
+			}
+			return Result{}, fmt.Errorf("task %s: network %q (bridge %s, subnet %s) as %s: %w", req.ID, n.Name, n.Bridge, subnets, ifName(i), err)
 		}
 		res.IPs[n.Name] = ip
+		if ip6 != nil {
+			res.IPs6[n.Name] = ip6
+		}
 		unlockPorts()
 	}
-	log.Debug("attached", "netns", path, "ips", res.IPs, "ports", len(req.Ports))
+	log.Debug("attached", "netns", path, "ips", res.IPs, "ips6", res.IPs6, "ports", len(req.Ports))
 	return res, nil
 }
 
-// add runs the ADD of network i of req and returns the task's address on it.
-func (m *Manager) add(ctx context.Context, req Request, i int, added *int) (net.IP, error) {
+// add runs the ADD of network i of req and returns the task's IPv4 address
+// on it, and its IPv6 address if the network is dual-stack.
+func (m *Manager) add(ctx context.Context, req Request, i int, added *int) (ip4, ip6 net.IP, err error) {
 	n := req.Networks[i]
 	mtu := n.MTU
 	if mtu == 0 {
 		mtu = hostMTU()
 	}
 	gw := gatewayIndex(req.Networks)
+	if n.Subnet6 != "" && m.ip6tablesBin == "" {
+		return nil, nil, fmt.Errorf("IPv6 subnet %s: ip6tables not found (needed to keep IPv6 networks apart); install it with `apt-get install iptables` or drop enable_ipv6: %w", n.Subnet6, api.ErrUnavailable)
+	}
 	primary, err := m.buildConfList(n, mtu, true)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	if err := m.writeConfList(n, primary); err != nil {
-		return nil, fmt.Errorf("write network list: %w", err)
+		return nil, nil, fmt.Errorf("write network list: %w", err)
 	}
 	data := primary
 	if i != gw {
 		if data, err = m.buildConfList(n, mtu, false); err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 	}
 	list, err := parseConfList(data)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	// The rules go in before the first task's interface comes up.
 	if err := m.ensureIsolation(n); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	rt := &libcni.RuntimeConf{ContainerID: req.ID, NetNS: m.NetNSPath(req.ID), IfName: ifName(i)}
 	if i == gw {
@@ -334,7 +357,7 @@ func (m *Manager) add(ctx context.Context, req Request, i int, added *int) (net.
 	want := net.ParseIP(req.IPs[n.Name]).To4()
 	if want != nil {
 		if holder := m.leaseHolder(n, want); holder != "" && holder != req.ID {
-			return nil, fmt.Errorf("address %s is taken by task %s: %w", want, holder, api.ErrConflict)
+			return nil, nil, fmt.Errorf("address %s is taken by task %s: %w", want, holder, api.ErrConflict)
 		}
 		if rt.CapabilityArgs == nil {
 			rt.CapabilityArgs = map[string]any{}
@@ -346,26 +369,35 @@ func (m *Manager) add(ctx context.Context, req Request, i int, added *int) (net.
 	*added = i + 1
 	r, err := m.cni.AddNetworkList(ctx, list, rt)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	cur, err := types100.GetResult(r)
 	if err != nil {
-		return nil, fmt.Errorf("read CNI result: %w", err)
+		return nil, nil, fmt.Errorf("read CNI result: %w", err)
 	}
 	if mac := req.MACs[n.Name]; mac != "" {
 		if err := setMAC(m.NetNSPath(req.ID), ifName(i), mac); err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 	}
 	for _, ipc := range cur.IPs {
-		if ip4 := ipc.Address.IP.To4(); ip4 != nil {
-			if want != nil && !ip4.Equal(want) {
-				return nil, fmt.Errorf("asked for address %s, CNI gave %s", want, ip4)
+		if v4 := ipc.Address.IP.To4(); v4 != nil {
+			if ip4 == nil {
+				ip4 = v4
 			}
-			return ip4, nil
+		} else if ip6 == nil && ipc.Address.IP.To16() != nil {
+			ip6 = ipc.Address.IP
 		}
 	}
-	return nil, errors.New("CNI result has no IPv4 address")
+	switch {
+	case ip4 == nil:
+		return nil, nil, errors.New("CNI result has no IPv4 address")
+	case want != nil && !ip4.Equal(want):
+		return nil, nil, fmt.Errorf("asked for address %s, CNI gave %s", want, ip4)
+	case n.Subnet6 != "" && ip6 == nil:
+		return nil, nil, fmt.Errorf("CNI result has no IPv6 address from %s", n.Subnet6)
+	}
+	return ip4, ip6, nil
 }
 
 // setMAC gives the task's interface the MAC address Compose asked for;

@@ -28,6 +28,14 @@ func TestValidateNetwork(t *testing.T) {
 		{"ipv6", func(n *Network) { n.Subnet = "fd00::/64"; n.Gateway = "fd00::1" }, false},
 		{"gateway outside", func(n *Network) { n.Gateway = "10.213.5.1" }, false},
 		{"tiny mtu", func(n *Network) { n.MTU = 100 }, false},
+		{"dual stack", func(n *Network) { n.Subnet6 = "fd9d:6c6f:7665:1::/64"; n.Gateway6 = "fd9d:6c6f:7665:1::1" }, true},
+		{"dual stack no gateway6", func(n *Network) { n.Subnet6 = "fd9d:6c6f:7665:1::/64" }, true},
+		{"gateway6 alone", func(n *Network) { n.Gateway6 = "fd9d:6c6f:7665:1::1" }, false},
+		{"subnet6 is v4", func(n *Network) { n.Subnet6 = "10.213.5.0/24" }, false},
+		{"subnet6 host bits", func(n *Network) { n.Subnet6 = "fd9d:6c6f:7665:1::5/64" }, false},
+		{"subnet6 too small", func(n *Network) { n.Subnet6 = "fd9d:6c6f:7665:1::/127" }, false},
+		{"gateway6 outside", func(n *Network) { n.Subnet6 = "fd9d:6c6f:7665:1::/64"; n.Gateway6 = "fd9d:6c6f:7665:2::1" }, false},
+		{"gateway6 is v4", func(n *Network) { n.Subnet6 = "fd9d:6c6f:7665:1::/64"; n.Gateway6 = "10.213.4.1" }, false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -122,6 +130,63 @@ func TestConfListRoundTrip(t *testing.T) {
 	}
 	if back != n {
 		t.Errorf("read back %+v, want %+v", back, n)
+	}
+}
+
+func TestDualStackConfList(t *testing.T) {
+	m := &Manager{stateDir: "/state"}
+	n := Network{Name: "hello_default", Bridge: "drv-abc", Subnet: "10.213.4.0/24", Gateway: "10.213.4.1",
+		Subnet6: "fd9d:6c6f:7665:1::/64", Gateway6: "fd9d:6c6f:7665:1::1", MTU: 1400}
+	for _, primary := range []bool{true, false} {
+		data, err := m.buildConfList(n, n.MTU, primary)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := parseConfList(data); err != nil {
+			t.Fatalf("libcni rejects our list: %v\n%s", err, data)
+		}
+		var cl confList
+		if err := json.Unmarshal(data, &cl); err != nil {
+			t.Fatal(err)
+		}
+		ipam := cl.Plugins[0].IPAM
+		if len(ipam.Ranges) != 2 || ipam.Ranges[1][0].Subnet != n.Subnet6 || ipam.Ranges[1][0].Gateway != n.Gateway6 {
+			t.Errorf("ranges %+v, want a second range set with %s", ipam.Ranges, n.Subnet6)
+		}
+		var dsts []string
+		for _, r := range ipam.Routes {
+			dsts = append(dsts, r.Dst)
+		}
+		want := ""
+		if primary {
+			want = "0.0.0.0/0 ::/0"
+		}
+		if got := strings.Join(dsts, " "); got != want {
+			t.Errorf("primary=%v: routes %q, want %q", primary, got, want)
+		}
+		back, err := networkFromConfList(data)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if back != n {
+			t.Errorf("read back %+v, want %+v", back, n)
+		}
+	}
+	// Internal: both ranges, no routes.
+	n.Internal = true
+	data, _ := m.buildConfList(n, n.MTU, true)
+	var cl confList
+	if err := json.Unmarshal(data, &cl); err != nil {
+		t.Fatal(err)
+	}
+	if ipam := cl.Plugins[0].IPAM; len(ipam.Ranges) != 2 || len(ipam.Routes) != 0 {
+		t.Errorf("internal dual-stack ipam %+v: want two ranges and no routes", ipam)
+	}
+	// IPv4 only: the list has no trace of IPv6.
+	n = Network{Name: "v4", Bridge: "drv-v4", Subnet: "10.213.4.0/24"}
+	data, _ = m.buildConfList(n, 1400, true)
+	if strings.Contains(string(data), "::") || strings.Count(string(data), `"subnet"`) != 1 {
+		t.Errorf("IPv4-only list mentions IPv6:\n%s", data)
 	}
 }
 
