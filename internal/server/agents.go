@@ -269,18 +269,25 @@ func findNode(nodes []api.Node, ref string) (api.Node, error) {
 	return api.Node{}, api.Errorf(api.ErrConflict, "node %q is ambiguous: %d nodes match; use the node ID", ref, len(found))
 }
 
-func (s *Server) getNode(w http.ResponseWriter, r *http.Request) {
+// requestNode finds the node a request names; on failure it has answered.
+func (s *Server) requestNode(w http.ResponseWriter, r *http.Request) (api.Node, *store.Snapshot, bool) {
 	snap, err := s.store.Snapshot(r.Context())
 	if err != nil {
 		writeError(w, err)
-		return
+		return api.Node{}, nil, false
 	}
 	n, err := findNode(snap.Nodes, r.PathValue("id"))
 	if err != nil {
 		writeError(w, err)
-		return
+		return api.Node{}, nil, false
 	}
-	writeJSON(w, http.StatusOK, n)
+	return n, snap, true
+}
+
+func (s *Server) getNode(w http.ResponseWriter, r *http.Request) {
+	if n, _, ok := s.requestNode(w, r); ok {
+		writeJSON(w, http.StatusOK, n)
+	}
 }
 
 func (s *Server) updateNode(w http.ResponseWriter, r *http.Request) {
@@ -301,14 +308,8 @@ func (s *Server) updateNode(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	snap, err := s.store.Snapshot(r.Context())
-	if err != nil {
-		writeError(w, err)
-		return
-	}
-	n, err := findNode(snap.Nodes, r.PathValue("id"))
-	if err != nil {
-		writeError(w, err)
+	n, snap, ok := s.requestNode(w, r)
+	if !ok {
 		return
 	}
 	if n.Labels == nil {
@@ -341,14 +342,8 @@ func (s *Server) updateNode(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) removeNode(w http.ResponseWriter, r *http.Request) {
-	snap, err := s.store.Snapshot(r.Context())
-	if err != nil {
-		writeError(w, err)
-		return
-	}
-	n, err := findNode(snap.Nodes, r.PathValue("id"))
-	if err != nil {
-		writeError(w, err)
+	n, _, ok := s.requestNode(w, r)
+	if !ok {
 		return
 	}
 	if n.State == api.NodeReady && r.URL.Query().Get("force") != "true" {
