@@ -8,12 +8,14 @@ import (
 	"io"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/drover-org/drover/api"
+	"github.com/drover-org/drover/internal/testenv"
 	"github.com/drover-org/drover/test/harness"
 )
 
@@ -360,6 +362,20 @@ services:
 	}
 	if _, err := s.DroverIn(dir, "exec", "-T", "box", "sh", "-c", "exit 7"); err == nil || !strings.Contains(err.Error(), "exit status 7") {
 		t.Errorf("exec exit code: %v, want 7", err)
+	}
+	// With a terminal (script(1) gives the CLI one), exec allocates a TTY
+	// in the container and forwards what is typed.
+	if script, err := exec.LookPath("script"); err == nil {
+		cmd := exec.Command(script, "-qec", s.Bin+" exec box sh -c 'tty; read line; echo got:$line'", "/dev/null")
+		cmd.Dir = dir
+		cmd.Env = append(os.Environ(), "DROVER_HOST=unix://"+s.Sock)
+		cmd.Stdin = strings.NewReader("typed\n")
+		out, err := cmd.CombinedOutput()
+		if err != nil || !strings.Contains(string(out), "/dev/pts/") || !strings.Contains(string(out), "got:typed") {
+			t.Errorf("exec with a TTY: %v\n%s", err, out)
+		}
+	} else if testenv.CI() {
+		t.Errorf("script(1) is missing (util-linux): cannot test exec with a TTY")
 	}
 	local := filepath.Join(t.TempDir(), "in.txt")
 	if err := os.WriteFile(local, []byte("round trip\n"), 0o644); err != nil {
