@@ -239,7 +239,7 @@ func hostAddr(t *testing.T) net.IP {
 			return addrs[0].IP
 		}
 	}
-	t.Skip("host has no default route with an IPv4 address")
+	testenv.Missing(t, "host has no default route with an IPv4 address")
 	return nil
 }
 

@@ -10,6 +10,12 @@ import (
 // CI reports whether the tests run under CI (CI=true).
 func CI() bool { return os.Getenv("CI") == "true" }
 
+// Missing skips the test for a missing prerequisite, or fails it under CI.
+func Missing(t testing.TB, format string, args ...any) {
+	t.Helper()
+	missing(t, format, args...)
+}
+
 // missing skips the test, or fails it under CI.
 func missing(t testing.TB, format string, args ...any) {
 	t.Helper()
