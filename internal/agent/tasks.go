@@ -451,6 +451,12 @@ func (a *Agent) report(ctx context.Context, t api.Task, st api.TaskStatus) {
 		a.mu.Unlock()
 		return
 	}
+	if st.State == api.StateRunning && (prev.State == api.StateExited || prev.State == api.StateRemoved) {
+		// A task's container never runs again once it ended: a late
+		// report (a health probe racing the exit) must not undo the exit.
+		a.mu.Unlock()
+		return
+	}
 	a.reported[t.ID] = st
 	a.mu.Unlock()
 	if st.State == api.StateRemoved && t.Stack == "" {
