@@ -20,11 +20,15 @@ const DefaultHost = "unix:///run/drover/drover.sock"
 
 // Client speaks to a Drover server's /v1 API.
 type Client struct {
-	host string
-	base string
-	hc   *http.Client
-	dial func(ctx context.Context) (net.Conn, error)
+	host   string
+	base   string
+	hc     *http.Client
+	dial   func(ctx context.Context) (net.Conn, error)
+	bearer string
 }
+
+// SetBearer makes every request carry an API token (remote access).
+func (c *Client) SetBearer(secret string) { c.bearer = secret }
 
 // NewClient makes a client for host: unix:///PATH, tcp://HOST:PORT or
 // http://HOST:PORT.
@@ -117,6 +121,9 @@ func (c *Client) Raw(ctx context.Context, method, path string, body io.Reader, c
 	}
 	if body != nil {
 		req.Header.Set("Content-Type", contentType)
+	}
+	if c.bearer != "" {
+		req.Header.Set("Authorization", "Bearer "+c.bearer)
 	}
 	resp, err := c.hc.Do(req)
 	if err != nil {
@@ -388,7 +395,11 @@ func (c *Client) Exec(ctx context.Context, id string, req ExecRequest) (net.Conn
 		return nil, nil, &Error{Code: CodeUnavailable, Message: fmt.Sprintf("cannot reach the Drover server at %s: %v", c.host, err)}
 	}
 	path := "/v1/tasks/" + url.PathEscape(id) + "/exec?spec=" + url.QueryEscape(string(spec))
-	fmt.Fprintf(conn, "POST %s HTTP/1.1\r\nHost: drover\r\nConnection: Upgrade\r\nUpgrade: drover-exec\r\nContent-Length: 0\r\n\r\n", path)
+	auth := ""
+	if c.bearer != "" {
+		auth = "Authorization: Bearer " + c.bearer + "\r\n"
+	}
+	fmt.Fprintf(conn, "POST %s HTTP/1.1\r\nHost: drover\r\n%sConnection: Upgrade\r\nUpgrade: drover-exec\r\nContent-Length: 0\r\n\r\n", path, auth)
 	br := bufio.NewReader(conn)
 	resp, err := http.ReadResponse(br, nil)
 	if err != nil {

@@ -4,10 +4,13 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"net/http"
 	"os"
+	"strings"
 
 	"github.com/drover-org/drover/api"
 	"github.com/drover-org/drover/internal/compose"
+	"github.com/drover-org/drover/internal/pki"
 	"github.com/spf13/cobra"
 )
 
@@ -37,13 +40,54 @@ func AddGlobalFlags(cmd *cobra.Command, g *Globals) {
 	f.StringVarP(&g.Host, "host", "H", "", "server address, unix:///PATH or tcp://HOST:PORT (default: $DROVER_HOST or "+api.DefaultHost+")")
 }
 
-// Client returns an API client for the chosen server.
+// Client returns an API client for the chosen server: its unix socket, or
+// its TLS address (tcp://ADDR:PORT) with the API token in DROVER_TOKEN,
+// whose CA fingerprint the server's certificate must match.
 func (g *Globals) Client() (*api.Client, error) {
 	host := g.Host
 	if host == "" {
 		host = os.Getenv("DROVER_HOST")
 	}
+	if strings.HasPrefix(host, "tcp://") || strings.HasPrefix(host, "https://") {
+		raw := os.Getenv("DROVER_TOKEN")
+		if raw == "" {
+			return nil, fmt.Errorf("remote access to %s needs an API token in DROVER_TOKEN (create one on the server with `drover client token`)", host)
+		}
+		tok, err := pki.ParseToken(raw)
+		if err != nil {
+			return nil, fmt.Errorf("DROVER_TOKEN: %w", err)
+		}
+		c, err := api.NewClientTLS(host, pki.PinnedClientConfig(tok.Fingerprint))
+		if err != nil {
+			return nil, err
+		}
+		c.SetBearer(tok.Secret)
+		return c, nil
+	}
 	return api.NewClient(host)
+}
+
+func clientCommand(g *Globals) *cobra.Command {
+	cmd := &cobra.Command{Use: "client", Short: "Manage remote access to this server"}
+	cmd.AddCommand(&cobra.Command{
+		Use:   "token",
+		Short: "Create an API token for the CLI on other machines (DROVER_HOST=tcp://ADDR:PORT DROVER_TOKEN=...)",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			c, err := g.Client()
+			if err != nil {
+				return err
+			}
+			var t api.JoinToken
+			if err := c.Do(cmd.Context(), http.MethodPost, "/v1/cluster/clienttoken", nil, &t); err != nil {
+				return err
+			}
+			fmt.Fprintln(g.Out, t.Token)
+			fmt.Fprintf(g.Err, "Use it with: DROVER_HOST=tcp://%s DROVER_TOKEN=%s drover ps\n", t.Advertise, t.Token)
+			return nil
+		},
+	})
+	return cmd
 }
 
 // LoadProject reads the Compose files.
@@ -83,6 +127,6 @@ func Commands(g *Globals) []*cobra.Command {
 		taskActionCommand(g, "unpause", "Unpause the services' containers", "unpause"),
 		taskActionCommand(g, "kill", "Send a signal to the services' containers", "kill"),
 		rmCommand(g), scaleCommand(g), topCommand(g), portCommand(g), imagesCommand(g),
-		waitCommand(g), eventsCommand(g), statsCommand(g), nodeCommand(g),
+		waitCommand(g), eventsCommand(g), statsCommand(g), nodeCommand(g), clientCommand(g),
 	}
 }

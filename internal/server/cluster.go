@@ -2,7 +2,9 @@ package server
 
 import (
 	"context"
+	"crypto/sha256"
 	"crypto/tls"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"net"
@@ -24,8 +26,9 @@ type Cluster struct {
 }
 
 const (
-	tokenKey      = store.Prefix + "jointoken"
-	revokedPrefix = store.Prefix + "revoked/"
+	tokenKey       = store.Prefix + "jointoken"
+	revokedPrefix  = store.Prefix + "revoked/"
+	apiTokenPrefix = store.Prefix + "apitokens/" // + sha256 of the secret
 )
 
 // agentPaths are what a node certificate may call over TCP.
@@ -35,18 +38,71 @@ var agentPaths = []string{"/v1/nodes", "/v1/tasks/", "/v1/stacks/"}
 // everything else needs a node certificate of a node not removed, and is
 // limited to the agents' endpoints.
 func (s *Server) TCPHandler() http.Handler {
-	api := s.Handler()
+	full := s.Handler()
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST /v1/join", s.join)
 	mux.HandleFunc("POST /v1/nodes/{id}/renew", s.withNode(s.renew))
-	mux.Handle("/", s.withNode(func(w http.ResponseWriter, r *http.Request, node string) {
+	agents := s.withNode(func(w http.ResponseWriter, r *http.Request, node string) {
 		if !agentEndpoint(r, node) {
-			writeError(w, apiForbidden("a node certificate may only call the agents' endpoints; use the server's unix socket for the rest"))
+			writeError(w, apiForbidden("a node certificate may only call the agents' endpoints; use an API token (drover client token) for the rest"))
 			return
 		}
-		api.ServeHTTP(w, r)
-	}))
+		full.ServeHTTP(w, r)
+	})
+	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		// Remote clients (the CLI) carry an API token; agents a node
+		// certificate.
+		if secret, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer "); ok {
+			if !s.apiTokenValid(r.Context(), secret) {
+				writeError(w, &api.Error{Code: "unauthenticated", Status: http.StatusUnauthorized,
+					Message: "the API token is wrong or was revoked: create one with `drover client token` on the server"})
+				return
+			}
+			if strings.HasPrefix(r.URL.Path, "/v1/cluster/") {
+				writeError(w, apiForbidden("cluster tokens are managed on the server's unix socket only"))
+				return
+			}
+			full.ServeHTTP(w, r)
+			return
+		}
+		agents(w, r)
+	})
 	return mux
+}
+
+func apiTokenKey(secret string) string {
+	sum := sha256.Sum256([]byte(secret))
+	return apiTokenPrefix + hex.EncodeToString(sum[:])
+}
+
+func (s *Server) apiTokenValid(ctx context.Context, secret string) bool {
+	if secret == "" {
+		return false
+	}
+	_, err := s.store.GetRaw(ctx, apiTokenKey(secret))
+	return err == nil
+}
+
+// clientToken makes an API token for remote clients (local socket only).
+// Only a hash of its secret is kept.
+func (s *Server) clientToken(w http.ResponseWriter, r *http.Request) {
+	if s.cluster == nil {
+		writeError(w, api.Errorf(api.ErrUnavailable, "this server serves no remote clients: start it with --advertise ADDR:PORT"))
+		return
+	}
+	t, err := pki.NewToken(s.cluster.CA)
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	txn := &store.Txn{}
+	txn.PutRaw(apiTokenKey(t.Secret), s.cfg.Now().UTC().Format(time.RFC3339))
+	if err := s.store.Commit(r.Context(), txn); err != nil {
+		writeError(w, err)
+		return
+	}
+	s.emit(api.Event{Type: "cluster", Action: "client_token", ID: "cluster"})
+	writeJSON(w, http.StatusOK, api.JoinToken{Token: t.String(), Advertise: s.cluster.Advertise})
 }
 
 func apiForbidden(msg string) error {

@@ -135,6 +135,7 @@ func (s *Server) routes() []route {
 		{"GET /v1/nodes/{id}", s.getNode},
 		{"GET /v1/cluster/token", s.tokenHandler},
 		{"POST /v1/cluster/token", s.tokenHandler},
+		{"POST /v1/cluster/clienttoken", s.clientToken},
 		{"POST /v1/nodes/{id}/update", s.updateNode},
 		{"DELETE /v1/nodes/{id}", s.removeNode},
 		{"GET /v1/nodes/{id}/assignments", s.assignments},

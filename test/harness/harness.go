@@ -108,11 +108,18 @@ type Server struct {
 	cmd     *exec.Cmd
 	done    chan struct{}
 	Client  *api.Client
+	extra   []string
 }
 
 // StartServer starts a server with its own data dir, socket, containerd
 // and address pool, waits until its node is ready and loads the test image.
 func StartServer(t testing.TB) *Server {
+	t.Helper()
+	return StartServerArgs(t)
+}
+
+// StartServerArgs is StartServer with more `drover server` flags.
+func StartServerArgs(t testing.TB, extra ...string) *Server {
 	t.Helper()
 	bin, archive := Binaries(t)
 	dir, err := os.MkdirTemp("", "drv")
@@ -126,7 +133,7 @@ func StartServer(t testing.TB) *Server {
 	pool := fmt.Sprintf("10.%d.0.0/16", 150+(os.Getpid()+poolCounter)%60)
 	poolMu.Unlock()
 	s := &Server{t: t, Bin: bin, Archive: archive, DataDir: filepath.Join(dir, "data"), Sock: filepath.Join(dir, "drover.sock"),
-		Pool: pool, LogPath: filepath.Join(dir, "server.log")}
+		Pool: pool, LogPath: filepath.Join(dir, "server.log"), extra: extra}
 	s.Client, err = api.NewClient("unix://" + s.Sock)
 	if err != nil {
 		t.Fatal(err)
@@ -163,8 +170,9 @@ func (s *Server) Start() {
 	if err != nil {
 		s.t.Fatal(err)
 	}
-	cmd := exec.Command(s.Bin, "server", "--data-dir", s.DataDir, "--listen", "unix://"+s.Sock,
-		"--address-pool", s.Pool, "--log-level", "debug")
+	args := append([]string{"server", "--data-dir", s.DataDir, "--listen", "unix://" + s.Sock,
+		"--address-pool", s.Pool, "--log-level", "debug"}, s.extra...)
+	cmd := exec.Command(s.Bin, args...)
 	cmd.Stdout, cmd.Stderr = logf, logf
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if err := cmd.Start(); err != nil {

@@ -1,0 +1,57 @@
+package integration
+
+import (
+	"fmt"
+	"os"
+	"os/exec"
+	"strings"
+	"testing"
+
+	"github.com/drover-org/drover/test/harness"
+)
+
+// The CLI on another machine reaches the server over TLS with an API token
+// (pinned to the cluster CA); without it, or with a wrong one, it is
+// refused with a message that says what to do.
+func TestRemoteCLI(t *testing.T) {
+	port := harness.FreePort(t)
+	addr := fmt.Sprintf("127.0.0.1:%d", port)
+	s := harness.StartServerArgs(t, "--advertise", addr)
+	token := strings.Fields(s.MustDrover("", "client", "token"))[0]
+	remote := func(tok string, args ...string) (string, error) {
+		cmd := exec.Command(s.Bin, args...)
+		cmd.Env = append(os.Environ(), "DROVER_HOST=tcp://"+addr, "DROVER_TOKEN="+tok)
+		cmd.Dir = harness.WriteProject(t, "remote", fmt.Sprintf(`
+services:
+  box:
+    image: %s
+    command: ["sh", "-c", "echo remote-hello; sleep 3600"]
+    stop_grace_period: 1s
+`, harness.Image))
+		out, err := cmd.CombinedOutput()
+		return string(out), err
+	}
+	if out, err := remote(token, "up", "-d"); err != nil {
+		t.Fatalf("remote up: %v\n%s", err, out)
+	}
+	s.WaitFor("the remote project's log", 20_000_000_000, func() bool {
+		out, _ := remote(token, "logs", "box")
+		return strings.Contains(out, "remote-hello")
+	})
+	if out, err := remote(token, "exec", "-T", "box", "echo", "via-tls"); err != nil || !strings.Contains(out, "via-tls") {
+		t.Errorf("remote exec: %v\n%s", err, out)
+	}
+	if out, err := remote(token, "node", "token"); err == nil || !strings.Contains(out, "unix socket") {
+		t.Errorf("remote node token must be refused: %v\n%s", err, out)
+	}
+	bad := token[:len(token)-4] + "aaaa"
+	if out, err := remote(bad, "ps"); err == nil || !strings.Contains(out, "API token is wrong") {
+		t.Errorf("a wrong API token: %v\n%s", err, out)
+	}
+	if out, err := remote("", "ps"); err == nil || !strings.Contains(out, "DROVER_TOKEN") {
+		t.Errorf("no API token: %v\n%s", err, out)
+	}
+	if out, err := remote(token, "down"); err != nil {
+		t.Errorf("remote down: %v\n%s", err, out)
+	}
+}
