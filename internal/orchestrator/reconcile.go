@@ -2,6 +2,8 @@ package orchestrator
 
 import (
 	"fmt"
+	"maps"
+	"slices"
 	"sort"
 	"time"
 
@@ -172,11 +174,12 @@ func Reconcile(in Input) Actions {
 				}
 			}
 		}
-		for slot, ts := range slots {
+		// In slot order, so that the same input gives the same actions.
+		for _, slot := range slices.Sorted(maps.Keys(slots)) {
 			if isWanted[slot] {
 				continue
 			}
-			for _, t := range ts {
+			for _, t := range slots[slot] {
 				// A global task on a paused node stays; other tasks of
 				// slots no longer wanted go.
 				if svc.Spec.Mode == "global" && !svc.Stopped && nodes[t.NodeID].Availability == api.AvailabilityPause && t.SpecVersion == svc.Version {

@@ -214,3 +214,20 @@ func TestReconcileConvergesProperty(t *testing.T) {
 		}
 	})
 }
+
+// The same input always gives the same actions, in the same order.
+func TestReconcileIsDeterministic(t *testing.T) {
+	var tasks []api.Task
+	for i := 1; i <= 12; i++ {
+		tasks = append(tasks, task(fmt.Sprintf("t%02d", i), "web", i, 1, api.StateRunning))
+	}
+	in := func() Input {
+		return Input{Stacks: stacks, Services: []api.Service{svc("web", 3, 2, none), svc("db", 2, 1, none)}, Tasks: tasks, Nodes: node, Now: t0, NewID: ids()}
+	}
+	first := fmt.Sprintf("%+v", Reconcile(in()))
+	for i := 0; i < 20; i++ {
+		if got := fmt.Sprintf("%+v", Reconcile(in())); got != first {
+			t.Fatalf("run %d differs:\n%s\nvs\n%s", i, got, first)
+		}
+	}
+}
