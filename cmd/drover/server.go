@@ -31,6 +31,7 @@ type serverOptions struct {
 	nodeGrace    time.Duration
 	logLevel     string
 	advertise    string
+	nodeCertTTL  time.Duration
 	agent        agentOptions
 }
 
@@ -52,6 +53,7 @@ func serverCommand() *cobra.Command {
 	f.StringVar(&o.addressPool6, "address-pool6", server.DefaultAddressPool6, "IPv6 range (/48 to /64) the /64s of enable_ipv6 networks come from")
 	f.DurationVar(&o.nodeGrace, "node-grace", 10*time.Second, "how long a node may miss heartbeats before it is marked down")
 	f.StringVar(&o.logLevel, "log-level", "info", "debug, info, warn or error")
+	f.DurationVar(&o.nodeCertTTL, "node-cert-ttl", 90*24*time.Hour, "how long node certificates are valid (agents renew them in their last third)")
 	f.StringVar(&o.advertise, "advertise", "", "ADDR:PORT to serve agents on, over mutual TLS (makes a cluster CA on first start)")
 	addAgentRuntimeFlags(cmd, &o.agent)
 	return cmd
@@ -72,7 +74,7 @@ func serveAgents(ctx context.Context, o serverOptions, srv *server.Server, log *
 	if err != nil {
 		return nil, err
 	}
-	srv.EnableCluster(&server.Cluster{CA: ca, Advertise: o.advertise, NodeTTL: 90 * 24 * time.Hour})
+	srv.EnableCluster(&server.Cluster{CA: ca, Advertise: o.advertise, NodeTTL: o.nodeCertTTL})
 	dial, err := pki.ClientConfig(ca.CertPEM, cert)
 	if err != nil {
 		return nil, err

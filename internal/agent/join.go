@@ -130,10 +130,9 @@ func (id *Identity) ServerTLS() (*tls.Config, error) {
 }
 
 // KeepRenewed renews the node certificate in its last third of validity,
-// checking every interval, until ctx ends.
+// checking every interval (more often when the certificate has less than
+// four intervals left), until ctx ends.
 func (id *Identity) KeepRenewed(ctx context.Context, server *api.Client, hostname string, hosts []string, interval time.Duration, log *slog.Logger) {
-	t := time.NewTicker(interval)
-	defer t.Stop()
 	for {
 		if cur := id.cert.Load(); cur != nil && pki.NeedsRenewal(cur.Leaf, time.Now()) {
 			if err := id.renew(ctx, server, hostname, hosts); err != nil {
@@ -142,10 +141,14 @@ func (id *Identity) KeepRenewed(ctx context.Context, server *api.Client, hostnam
 				log.Info("node certificate renewed", "until", id.cert.Load().Leaf.NotAfter)
 			}
 		}
+		wait := interval
+		if cur := id.cert.Load(); cur != nil {
+			wait = min(wait, max(time.Until(cur.Leaf.NotAfter)/4, time.Second))
+		}
 		select {
 		case <-ctx.Done():
 			return
-		case <-t.C:
+		case <-time.After(wait):
 		}
 	}
 }

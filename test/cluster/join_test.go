@@ -41,7 +41,7 @@ func TestJoinAndPlaceAcrossHosts(t *testing.T) {
 		t.Cleanup(func() { removeContainers(t, d, dir) })
 	}
 	srv := h1.Start(t, bin, "server", "--data-dir", data, "--listen", "unix://"+sock, "--address-pool", "10.213.0.0/16",
-		"--advertise", adv, "--node-grace", "3s", "--log-level", "debug")
+		"--advertise", adv, "--node-grace", "3s", "--node-cert-ttl", "20s", "--log-level", "debug")
 	cl, err := api.NewClient("unix://" + sock)
 	if err != nil {
 		t.Fatal(err)
@@ -108,6 +108,7 @@ func TestJoinAndPlaceAcrossHosts(t *testing.T) {
 	startAgent := func(h *Host, tok string) {
 		agents[h.Name] = h.Start(t, bin, "agent", "--server", adv, "--token", tok, "--data-dir", agentDir(h), "--log-level", "debug")
 	}
+	joinedAt := time.Now()
 	startAgent(h2, token)
 	startAgent(h3, token)
 	nodesReady(3)
@@ -195,6 +196,20 @@ services:
 		}
 		return fmt.Errorf("not yet")
 	})
+
+	// Node certificates (20 s here) are renewed before they expire, and the
+	// node keeps working past its first certificate's end.
+	waitFor(t, "h2's certificate renewed", 30*time.Second, func() error {
+		if !strings.Contains(agents["h2"].Log(), "node certificate renewed") {
+			return fmt.Errorf("not yet")
+		}
+		return nil
+	})
+	time.Sleep(time.Until(joinedAt.Add(22 * time.Second)))
+	if out, err := drover(proj, "exec", "-T", "pinned", "echo", "still-trusted"); err != nil || !strings.Contains(out, "still-trusted") {
+		t.Errorf("exec after the first certificates expired: %v\n%s", err, out)
+	}
+	nodesReady(3)
 
 	// A removed node is refused, and its agent says so and stops.
 	id := ""
