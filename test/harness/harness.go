@@ -402,3 +402,11 @@ func (s *Server) BridgeFor(project, network string) string {
 	}
 	return "drv-unknown-" + project
 }
+
+// RemoveBinaries deletes what Binaries built; a package's TestMain calls it
+// after its tests ran.
+func RemoveBinaries() {
+	if buildDir != "" {
+		_ = os.RemoveAll(buildDir)
+	}
+}
