@@ -94,7 +94,9 @@ func (a *Agent) adopt(ctx context.Context) {
 		if nets, err := lister.Networks(); err == nil {
 			a.mu.Lock()
 			for _, n := range nets {
-				if _, known := a.bridges[n.Name]; !known {
+				// Only networks of this agent's own state: a bridge without
+				// one may belong to another agent on this host.
+				if _, known := a.bridges[n.Name]; !known && n.Name != "" {
 					a.bridges[n.Name] = n
 				}
 			}
