@@ -23,9 +23,6 @@ func cpCommand(g *Globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			if index == 0 {
-				index = 1
-			}
 			src, dst := args[0], args[1]
 			svcSrc, pathSrc, fromContainer := splitContainerPath(src)
 			svcDst, pathDst, toContainer := splitContainerPath(dst)
@@ -36,14 +33,11 @@ func cpCommand(g *Globals) *cobra.Command {
 			if toContainer {
 				svc = svcDst
 			}
-			tasks, err := t.containers(cmd.Context(), []string{svc}, index, true)
+			task, err := t.running(cmd.Context(), svc, index)
 			if err != nil {
 				return err
 			}
-			if len(tasks) == 0 {
-				return fmt.Errorf("service %q has no running container with index %d", svc, index)
-			}
-			id := tasks[0].ID
+			id := task.ID
 			if fromContainer {
 				rc, err := t.c.ArchiveGet(cmd.Context(), id, pathSrc)
 				if err != nil {

@@ -31,19 +31,13 @@ func execCommand(g *Globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			if index == 0 {
-				index = 1
-			}
-			tasks, err := t.containers(cmd.Context(), args[:1], index, true)
+			task, err := t.running(cmd.Context(), args[0], index)
 			if err != nil {
 				return err
 			}
-			if len(tasks) == 0 {
-				return fmt.Errorf("service %q has no running container with index %d", args[0], index)
-			}
 			tty := !noTTY && term.IsTerminal(int(os.Stdin.Fd())) && term.IsTerminal(int(os.Stdout.Fd()))
 			req := api.ExecRequest{Cmd: args[1:], Env: env, User: user, WorkingDir: workdir, Tty: tty, Interactive: !detach}
-			code, err := runExecStream(cmd.Context(), t.c, tasks[0].ID, req, os.Stdin, g.Out, g.Err)
+			code, err := runExecStream(cmd.Context(), t.c, task.ID, req, os.Stdin, g.Out, g.Err)
 			if err != nil {
 				return err
 			}

@@ -83,6 +83,22 @@ func (t target) containers(ctx context.Context, services []string, index int, ru
 	return out, nil
 }
 
+// running is the running container of a service's replica index (1 when
+// 0), as exec and cp act on one container.
+func (t target) running(ctx context.Context, service string, index int) (api.Task, error) {
+	if index == 0 {
+		index = 1
+	}
+	tasks, err := t.containers(ctx, []string{service}, index, true)
+	if err != nil {
+		return api.Task{}, err
+	}
+	if len(tasks) == 0 {
+		return api.Task{}, fmt.Errorf("service %q has no running container with index %d", service, index)
+	}
+	return tasks[0], nil
+}
+
 func serviceOpCommand(g *Globals, use, short, op string) *cobra.Command {
 	return &cobra.Command{
 		Use:   use + " [SERVICE...]",
@@ -282,7 +298,6 @@ func topCommand(g *Globals) *cobra.Command {
 
 func portCommand(g *Globals) *cobra.Command {
 	var proto string
-	var index int
 	cmd := &cobra.Command{
 		Use:   "port SERVICE PRIVATE_PORT",
 		Short: "Print the host address a container port is published on",
@@ -314,7 +329,6 @@ func portCommand(g *Globals) *cobra.Command {
 		},
 	}
 	cmd.Flags().StringVar(&proto, "protocol", "tcp", "tcp or udp")
-	cmd.Flags().IntVar(&index, "index", 0, "replica (all replicas publish the same port)")
 	return cmd
 }
 
