@@ -20,6 +20,10 @@ type NodeRegistration struct {
 	Version      string `json:"version"`
 	// Manager is true for the agent that runs inside a server.
 	Manager bool `json:"manager,omitempty"`
+	// Addr is the node's address on the hosts' network (no port): where
+	// other nodes send its overlay traffic. "" for a node outside a
+	// cluster.
+	Addr string `json:"addr,omitempty"`
 }
 
 // NodeUpdate changes a node's labels and availability (`drover node update`).
@@ -61,6 +65,27 @@ type Assignments struct {
 	// DeleteVolumes are named volumes (full names) to delete when no task
 	// of the node uses them (`down -v`).
 	DeleteVolumes []string `json:"deleteVolumes,omitempty"`
+	// Overlays connect the node's networks to the same networks on the
+	// other nodes (a cluster's networks only).
+	Overlays []Overlay `json:"overlays,omitempty"`
+}
+
+// Overlay is what a node needs to join one network across hosts: its own
+// slice of the network and every other node's.
+type Overlay struct {
+	Network     string        `json:"network"` // full name
+	VNI         int           `json:"vni"`
+	Subnet      string        `json:"subnet"`      // the whole network
+	LocalAddr   string        `json:"localAddr"`   // this node's host address
+	LocalSubnet string        `json:"localSubnet"` // this node's slice
+	Peers       []OverlayPeer `json:"peers"`
+}
+
+// OverlayPeer is another node's slice of a network.
+type OverlayPeer struct {
+	Node   string `json:"node"`
+	Addr   string `json:"addr"`   // the node's host address
+	Subnet string `json:"subnet"` // its slice
 }
 
 // Endpoint is a running task's address on one network, for service

@@ -80,6 +80,13 @@ type Network struct {
 	// External networks belong to another project; this one only uses
 	// them.
 	External bool `json:"external,omitempty"`
+	// VNI is the network's VXLAN id across hosts (a cluster's networks
+	// only).
+	VNI int `json:"vni,omitempty"`
+	// ClusterSubnet is set in an agent's assignments when the network
+	// spans hosts: the whole network, while Subnet and Gateway are the
+	// node's own slice of it.
+	ClusterSubnet string `json:"clusterSubnet,omitempty"`
 }
 
 // Volume is a stack's named volume. FullName is the volume's name on the

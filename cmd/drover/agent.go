@@ -32,6 +32,7 @@ type agentOptions struct {
 	manager             bool // the agent runs inside a server
 	token               string
 	advertise           string
+	addr                string // the host address overlay traffic comes to (the server's agent: its --advertise host)
 	hostname            string
 }
 
@@ -100,6 +101,7 @@ func runAgent(ctx context.Context, o agentOptions, log *slog.Logger) error {
 			return err
 		}
 		host, _, _ := net.SplitHostPort(adv)
+		o.addr = host
 		if identity, err = agent.LoadOrJoin(ctx, o.dataDir, o.server, o.token, hostname, []string{host}); err != nil {
 			return err
 		}
@@ -141,7 +143,7 @@ func runAgent(ctx context.Context, o agentOptions, log *slog.Logger) error {
 	}
 	ag, err := agent.New(agent.Config{
 		DataDir: o.dataDir, Server: srvClient, Address: address,
-		Driver: drv, Images: drv, Network: netm, DNS: resolver, Version: version, Logger: log, Manager: o.manager, Hostname: hostname,
+		Driver: drv, Images: drv, Network: netm, DNS: resolver, Version: version, Logger: log, Manager: o.manager, Hostname: hostname, Addr: o.addr,
 	})
 	if err != nil {
 		return err

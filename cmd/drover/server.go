@@ -28,6 +28,7 @@ type serverOptions struct {
 	noAgent      bool
 	addressPool  string
 	addressPool6 string
+	networkSize  int
 	nodeGrace    time.Duration
 	logLevel     string
 	advertise    string
@@ -49,7 +50,8 @@ func serverCommand() *cobra.Command {
 	f.StringVar(&o.listen, "listen", api.DefaultHost, "API address: unix:///PATH")
 	f.StringVar(&o.dataDir, "data-dir", "/var/lib/drover", "where the server keeps its state")
 	f.BoolVar(&o.noAgent, "no-agent", false, "do not run an agent in the server process")
-	f.StringVar(&o.addressPool, "address-pool", server.DefaultAddressPool, "IPv4 range the networks' /24 subnets come from")
+	f.StringVar(&o.addressPool, "address-pool", "", "IPv4 range the networks' subnets come from (default "+server.DefaultAddressPool+"; with --advertise "+server.DefaultClusterAddressPool+")")
+	f.IntVar(&o.networkSize, "network-size", 0, "prefix length of each network's subnet (default 24; with --advertise 20, split into a /24 per node)")
 	f.StringVar(&o.addressPool6, "address-pool6", server.DefaultAddressPool6, "IPv6 range (/48 to /64) the /64s of enable_ipv6 networks come from")
 	f.DurationVar(&o.nodeGrace, "node-grace", 10*time.Second, "how long a node may miss heartbeats before it is marked down")
 	f.StringVar(&o.logLevel, "log-level", "info", "debug, info, warn or error")
@@ -125,25 +127,40 @@ func runServer(ctx context.Context, o serverOptions) error {
 	if err != nil {
 		return err
 	}
+	if o.addressPool == "" {
+		o.addressPool = server.DefaultAddressPool
+		if o.advertise != "" {
+			o.addressPool = server.DefaultClusterAddressPool
+		}
+	}
+	if o.networkSize == 0 {
+		o.networkSize = 24
+		if o.advertise != "" {
+			o.networkSize = 20
+		}
+	}
 	srv := server.New(server.Config{
-		AddressPool: o.addressPool, AddressPool6: o.addressPool6, NodeGrace: o.nodeGrace, Version: version, Logger: log,
+		AddressPool: o.addressPool, NetworkSize: o.networkSize, AddressPool6: o.addressPool6, NodeGrace: o.nodeGrace, Version: version, Logger: log,
 	}, store.New(emb.Client))
 
 	hs := &http.Server{Handler: srv.Handler(), ReadHeaderTimeout: 10 * time.Second}
 	errc := make(chan error, 3)
 	go func() { errc <- hs.Serve(ln) }()
-	go func() {
-		if err := srv.RunController(ctx, id); err != nil {
-			errc <- err
-		}
-	}()
 	if o.advertise != "" {
+		// Before the controller starts: it leases overlay slices only in
+		// a cluster.
 		tcp, err := serveAgents(ctx, o, srv, log)
 		if err != nil {
 			return err
 		}
 		defer tcp.Close()
+		o.agent.addr, _, _ = net.SplitHostPort(o.advertise)
 	}
+	go func() {
+		if err := srv.RunController(ctx, id); err != nil {
+			errc <- err
+		}
+	}()
 	log.Info("drover server ready", "listen", o.listen, "data-dir", o.dataDir, "version", version)
 
 	agentDone := make(chan struct{})

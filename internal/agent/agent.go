@@ -25,6 +25,11 @@ type Networker interface {
 	Detach(ctx context.Context, req network.Request) error
 	RemoveNetwork(ctx context.Context, n network.Network) error
 	NetNSPath(id string) string
+	// EnsureOverlay and RemoveOverlay connect a network across hosts;
+	// OverlayNetworks lists the networks that have one on this host.
+	EnsureOverlay(o network.Overlay) error
+	RemoveOverlay(network string) error
+	OverlayNetworks() ([]string, error)
 }
 
 // Resolver is the node's DNS server.
@@ -51,6 +56,9 @@ type Config struct {
 	Hostname string
 	// Manager is true for the agent inside a server process.
 	Manager bool
+	// Addr is this host's address that other nodes' overlay traffic comes
+	// to; "" outside a cluster.
+	Addr string
 	// HeartbeatInterval defaults to 2s.
 	HeartbeatInterval time.Duration
 }
@@ -66,6 +74,7 @@ type Agent struct {
 	reported  map[string]api.TaskStatus // last status sent, by task ID
 	listening map[string]string         // DNS: network full name -> gateway
 	bridges   map[string]network.Network
+	overlays  map[string]string // network full name -> what was ensured ("" after a restart)
 	lastAsg   api.Assignments
 	health    map[string]string // task ID -> health status
 	wake      chan struct{}
@@ -97,6 +106,7 @@ func New(cfg Config) (*Agent, error) {
 		reported:  map[string]api.TaskStatus{},
 		listening: map[string]string{},
 		bridges:   map[string]network.Network{},
+		overlays:  map[string]string{},
 		health:    map[string]string{},
 		wake:      make(chan struct{}, 1),
 	}, nil
@@ -127,6 +137,7 @@ func (a *Agent) Run(parent context.Context) error {
 	}
 	go a.heartbeats(ctx, cancel)
 	a.adopt(ctx)
+	a.adoptOverlays()
 
 	token := ""
 	for ctx.Err() == nil {
@@ -159,6 +170,7 @@ func (a *Agent) register(ctx context.Context) error {
 	reg := api.NodeRegistration{
 		ID: a.nodeID, Hostname: a.cfg.Hostname, AgentAddress: a.cfg.Address,
 		CPUs: runtime.NumCPU(), MemoryBytes: memTotal(), Version: a.cfg.Version, Manager: a.cfg.Manager,
+		Addr: a.cfg.Addr,
 	}
 	delay := 100 * time.Millisecond
 	for {

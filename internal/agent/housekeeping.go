@@ -62,6 +62,7 @@ func (a *Agent) housekeeping(ctx context.Context, asg api.Assignments) {
 	for _, n := range attached {
 		a.ensureDNS(n)
 	}
+	a.syncOverlays(asg)
 	for _, n := range gone {
 		a.cfg.DNS.Unlisten(n.Name)
 		a.mu.Lock()

@@ -484,7 +484,7 @@ func sameStatus(a, b api.TaskStatus) bool {
 
 func toNetwork(n api.Network) network.Network {
 	return network.Network{Name: n.FullName, Bridge: n.Bridge, Subnet: n.Subnet, Gateway: n.Gateway, Internal: n.Internal, MTU: n.MTU,
-		Subnet6: n.Subnet6, Gateway6: n.Gateway6}
+		Subnet6: n.Subnet6, Gateway6: n.Gateway6, ClusterSubnet: n.ClusterSubnet}
 }
 
 // attach gives the task its network namespace as its network_mode says:

@@ -114,7 +114,12 @@ func (m *Manager) families() []string {
 // xtables runs one command of program bin (iptables or ip6tables) on the
 // filter table.
 func (m *Manager) xtables(bin string, args ...string) (string, error) {
-	cmd := exec.Command(bin, append([]string{"-w", "10", "-t", "filter"}, args...)...)
+	return m.xtablesTable("filter", bin, args...)
+}
+
+// xtablesTable runs one command of program bin on a table.
+func (m *Manager) xtablesTable(table, bin string, args ...string) (string, error) {
+	cmd := exec.Command(bin, append([]string{"-w", "10", "-t", table}, args...)...)
 	var out bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out
 	err := cmd.Run()
@@ -319,7 +324,7 @@ func (m *Manager) isolatedBridges() []string {
 			for _, line := range strings.Split(listing, "\n") {
 				f := strings.Fields(line)
 				for i := 0; i+1 < len(f); i++ {
-					if (f[i] == "-i" || f[i] == "-o") && !seen[f[i+1]] {
+					if (f[i] == "-i" || f[i] == "-o") && !seen[f[i+1]] && !strings.HasPrefix(f[i+1], OverlayPrefix) {
 						seen[f[i+1]] = true
 						out = append(out, f[i+1])
 					}

@@ -61,6 +61,9 @@ type Network struct {
 	// the host forwards nothing between its bridge and any other interface.
 	// Tasks on it still reach each other and the gateway (DNS).
 	Internal bool
+	// ClusterSubnet is set when the network spans hosts (see overlay.go):
+	// the whole network, of which Subnet is this host's slice.
+	ClusterSubnet string
 }
 
 // PortMapping publishes a container port on the host.
@@ -324,6 +327,9 @@ func (m *Manager) add(ctx context.Context, req Request, i int, added *int) (ip4,
 	mtu := n.MTU
 	if mtu == 0 {
 		mtu = hostMTU()
+		if n.ClusterSubnet != "" {
+			mtu -= vxlanOverhead // its packets may cross hosts inside VXLAN
+		}
 	}
 	gw := gatewayIndex(req.Networks)
 	if n.Subnet6 != "" && m.ip6tablesBin == "" {

@@ -204,6 +204,7 @@ func AssignmentsFor(snap *store.Snapshot, id string) api.Assignments {
 		if t.NodeID != id {
 			continue
 		}
+		t.Networks = append([]api.Attachment(nil), t.Networks...)
 		a.Tasks = append(a.Tasks, t)
 		if t.DesiredState == api.DesiredRunning {
 			for _, n := range t.Networks {
@@ -233,6 +234,7 @@ func AssignmentsFor(snap *store.Snapshot, id string) api.Assignments {
 				IP6: t.Status.Addresses6[n.Network.FullName]})
 		}
 	}
+	a.Overlays = overlaysFor(snap, id, a.Tasks)
 	sort.Slice(a.Endpoints, func(i, j int) bool {
 		x, y := a.Endpoints[i], a.Endpoints[j]
 		if x.Network != y.Network {
@@ -246,7 +248,8 @@ func AssignmentsFor(snap *store.Snapshot, id string) api.Assignments {
 		T []api.Task
 		E []api.Endpoint
 		V []string
-	}{a.Tasks, a.Endpoints, a.DeleteVolumes})
+		O []api.Overlay
+	}{a.Tasks, a.Endpoints, a.DeleteVolumes, a.Overlays})
 	sum := sha256.Sum256(b)
 	a.Token = hex.EncodeToString(sum[:16])
 	return a
@@ -342,7 +345,7 @@ func (s *Server) updateNode(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) removeNode(w http.ResponseWriter, r *http.Request) {
-	n, _, ok := s.requestNode(w, r)
+	n, snap, ok := s.requestNode(w, r)
 	if !ok {
 		return
 	}
@@ -356,6 +359,7 @@ func (s *Server) removeNode(w http.ResponseWriter, r *http.Request) {
 	}
 	txn := &store.Txn{}
 	txn.Delete(store.NodeKey(n.ID))
+	releaseNodeSlices(snap, n.ID, txn)
 	if err := s.store.Commit(r.Context(), txn); err != nil {
 		writeError(w, err)
 		return

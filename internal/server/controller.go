@@ -119,6 +119,9 @@ func (s *Server) ReconcileOnce(ctx context.Context) (time.Time, error) {
 	for _, t := range snap.Tasks {
 		byID[t.ID] = t
 	}
+	if s.cluster != nil {
+		leaseForPlacements(snap, &act, byID, txn)
+	}
 	put := func(t api.Task) {
 		t.Status = api.TaskStatus{} // the agent's, kept under its own key
 		txn.Put(store.TaskKey(t.ID), t)

@@ -9,36 +9,48 @@ import (
 	"github.com/drover-org/drover/api"
 )
 
-// leaseSubnet picks the first /24 of pool that no lease holds.
-func leaseSubnet(pool string, leased map[string]string) (subnet, gateway string, err error) {
+// leaseSubnet picks the first /bits of pool that no lease holds.
+func leaseSubnet(pool string, bits int, leased map[string]string) (subnet, gateway string, err error) {
+	if bits == 0 {
+		bits = 24
+	}
 	p, err := netip.ParsePrefix(pool)
-	if err != nil || !p.Addr().Is4() || p.Bits() > 24 {
-		return "", "", fmt.Errorf("address pool %q: want an IPv4 prefix of /24 or larger", pool)
+	if err != nil || !p.Addr().Is4() || p.Bits() > bits {
+		return "", "", fmt.Errorf("address pool %q: want an IPv4 prefix of /%d or larger", pool, bits)
+	}
+	if bits < 8 || bits > 28 {
+		return "", "", fmt.Errorf("network size /%d: want /8 to /28", bits)
 	}
 	p = p.Masked()
-	a := p.Addr().As4()
-	count := 1 << (24 - p.Bits())
+	base := ip4Uint(p.Addr())
+	count := 1 << (bits - p.Bits())
 	for i := 0; i < count; i++ {
-		b := a
-		v := uint32(b[0])<<24 | uint32(b[1])<<16 | uint32(b[2])<<8
-		v += uint32(i) << 8
-		b = [4]byte{byte(v >> 24), byte(v >> 16), byte(v >> 8), 0}
-		cand := netip.PrefixFrom(netip.AddrFrom4(b), 24)
-		sn := cand.String()
-		taken := false
-		for other := range leased {
-			if op, err := netip.ParsePrefix(other); err == nil && op.Overlaps(cand) {
-				taken = true
-				break
-			}
-		}
-		if taken {
+		cand := netip.PrefixFrom(uint4IP(base+uint32(i)<<(32-bits)), bits)
+		if _, taken := overlapping(cand, leased); taken {
 			continue
 		}
-		gw := netip.AddrFrom4([4]byte{b[0], b[1], b[2], 1}).String()
-		return sn, gw, nil
+		return cand.String(), cand.Addr().Next().String(), nil
 	}
-	return "", "", api.Errorf(api.ErrUnavailable, "address pool %s is exhausted: all %d subnets are leased", pool, count)
+	return "", "", api.Errorf(api.ErrUnavailable, "address pool %s is exhausted: all %d subnets of /%d are leased", pool, count, bits)
+}
+
+// overlapping finds a lease that overlaps p.
+func overlapping(p netip.Prefix, leased map[string]string) (string, bool) {
+	for other := range leased {
+		if op, err := netip.ParsePrefix(other); err == nil && op.Overlaps(p) {
+			return other, true
+		}
+	}
+	return "", false
+}
+
+func ip4Uint(a netip.Addr) uint32 {
+	b := a.As4()
+	return uint32(b[0])<<24 | uint32(b[1])<<16 | uint32(b[2])<<8 | uint32(b[3])
+}
+
+func uint4IP(v uint32) netip.Addr {
+	return netip.AddrFrom4([4]byte{byte(v >> 24), byte(v >> 16), byte(v >> 8), byte(v)})
 }
 
 // bridgeName derives a Linux bridge name (at most 15 characters) from a
@@ -70,14 +82,7 @@ func leaseSubnet6(pool string, leased map[string]string) (subnet, gateway string
 		v := uint16(b[6])<<8 | uint16(b[7]) + uint16(i)
 		b[6], b[7] = byte(v>>8), byte(v)
 		cand := netip.PrefixFrom(netip.AddrFrom16(b), 64)
-		taken := false
-		for other := range leased {
-			if op, err := netip.ParsePrefix(other); err == nil && op.Overlaps(cand) {
-				taken = true
-				break
-			}
-		}
-		if taken {
+		if _, taken := overlapping(cand, leased); taken {
 			continue
 		}
 		gw := b

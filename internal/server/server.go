@@ -20,8 +20,12 @@ import (
 
 // Config is the control plane's configuration.
 type Config struct {
-	// AddressPool is the range the networks' subnets (/24 each) come from.
+	// AddressPool is the range the networks' subnets come from.
 	AddressPool string
+	// NetworkSize is the prefix length of each network's subnet; default
+	// 24. In a cluster each node running a network's tasks gets a slice
+	// of it (a /24 when the network is a /22 or larger).
+	NetworkSize int
 	// AddressPool6 is where dual-stack networks' /64s come from.
 	AddressPool6 string
 	// NodeGrace is how long a node may miss heartbeats before it is down.
@@ -96,6 +100,10 @@ func taskEvent(t api.Task, action string, attrs map[string]string) api.Event {
 
 // DefaultAddressPool is where network subnets come from by default.
 const DefaultAddressPool = "10.213.0.0/16"
+
+// DefaultClusterAddressPool is where a cluster's networks (larger, as each
+// node takes a slice) come from by default.
+const DefaultClusterAddressPool = "10.192.0.0/10"
 
 // RandomID makes a 25-character random ID, as Swarm's task IDs are.
 func RandomID() string {

@@ -228,14 +228,14 @@ func TestNodeMonitor(t *testing.T) {
 }
 
 func TestLeaseSubnet(t *testing.T) {
-	sn, gw, err := leaseSubnet("10.9.0.0/23", map[string]string{"10.9.0.0/24": "x"})
+	sn, gw, err := leaseSubnet("10.9.0.0/23", 24, map[string]string{"10.9.0.0/24": "x"})
 	if err != nil || sn != "10.9.1.0/24" || gw != "10.9.1.1" {
 		t.Fatalf("got %s %s %v", sn, gw, err)
 	}
-	if _, _, err := leaseSubnet("10.9.0.0/24", map[string]string{"10.9.0.0/24": "x"}); !errors.Is(err, api.ErrUnavailable) {
+	if _, _, err := leaseSubnet("10.9.0.0/24", 24, map[string]string{"10.9.0.0/24": "x"}); !errors.Is(err, api.ErrUnavailable) {
 		t.Fatalf("exhausted pool: %v", err)
 	}
-	if _, _, err := leaseSubnet("nonsense", nil); err == nil {
+	if _, _, err := leaseSubnet("nonsense", 24, nil); err == nil {
 		t.Fatal("bad pool accepted")
 	}
 }

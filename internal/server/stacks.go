@@ -441,13 +441,16 @@ func (s *Server) newNetwork(snap *store.Snapshot, stack string, n api.NetworkSpe
 		net.Subnet = p.String()
 		net.Gateway = p.Addr().Next().String()
 	} else {
-		subnet, gw, err := leaseSubnet(s.cfg.AddressPool, leased)
+		subnet, gw, err := leaseSubnet(s.cfg.AddressPool, s.cfg.NetworkSize, leased)
 		if err != nil {
 			return net, err
 		}
 		net.Subnet, net.Gateway = subnet, gw
 	}
 	leased[net.Subnet] = stack + "/" + n.Name
+	if s.cluster != nil {
+		net.VNI = newVNI(snap, net.FullName)
+	}
 	key := store.SubnetLeaseKey(net.Subnet)
 	txn.Unchanged(key, 0)
 	txn.PutRaw(key, stack+"/"+n.Name)
