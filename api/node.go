@@ -24,6 +24,9 @@ type NodeRegistration struct {
 	// other nodes send its overlay traffic. "" for a node outside a
 	// cluster.
 	Addr string `json:"addr,omitempty"`
+	// MeshPort is where the node's routing mesh takes connections for its
+	// tasks from other nodes (on Addr); 0 for a node outside a cluster.
+	MeshPort int `json:"meshPort,omitempty"`
 }
 
 // NodeUpdate changes a node's labels and availability (`drover node update`).
@@ -68,6 +71,29 @@ type Assignments struct {
 	// Overlays connect the node's networks to the same networks on the
 	// other nodes (a cluster's networks only).
 	Overlays []Overlay `json:"overlays,omitempty"`
+	// Ingress are the ports published through the routing mesh, every
+	// node's to listen on, with the healthy tasks that serve them.
+	Ingress []IngressPort `json:"ingress,omitempty"`
+}
+
+// IngressPort is a port published on every node, and its backends.
+type IngressPort struct {
+	Stack    string           `json:"stack"`
+	Service  string           `json:"service"`
+	Protocol string           `json:"protocol"`
+	HostIP   string           `json:"hostIP,omitempty"`
+	Port     uint16           `json:"port"`
+	Backends []IngressBackend `json:"backends"`
+}
+
+// IngressBackend is a task serving an ingress port.
+type IngressBackend struct {
+	Task string `json:"task"`
+	Node string `json:"node"`
+	Addr string `json:"addr"` // the task's IP and target port
+	// Via is the mesh address (host:port) of the task's node, for the
+	// other nodes to reach it through; "" when the node has none.
+	Via string `json:"via,omitempty"`
 }
 
 // Overlay is what a node needs to join one network across hosts: its own

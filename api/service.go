@@ -185,7 +185,15 @@ type PortSpec struct {
 	Published uint16 `json:"published"`
 	Target    uint16 `json:"target"`
 	Protocol  string `json:"protocol"` // tcp or udp
+	// Mode "host" publishes the port only on the nodes that run a task
+	// of the service, each to its own tasks; "" (Compose's "ingress")
+	// publishes it on every node through the routing mesh, balanced
+	// across the service's healthy tasks on any node.
+	Mode string `json:"mode,omitempty"`
 }
+
+// HostMode reports whether p is published only where a task runs.
+func (p PortSpec) HostMode() bool { return p.Mode == "host" }
 
 // ServiceNetwork attaches a service to one of its stack's networks.
 type ServiceNetwork struct {

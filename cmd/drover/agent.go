@@ -11,11 +11,13 @@ import (
 
 	"crypto/tls"
 	"net"
+	"strconv"
 	"strings"
 
 	"github.com/drover-org/drover/api"
 	"github.com/drover-org/drover/internal/agent"
 	"github.com/drover-org/drover/internal/dns"
+	"github.com/drover-org/drover/internal/mesh"
 	"github.com/drover-org/drover/internal/network"
 	"github.com/drover-org/drover/internal/runtime/containerd"
 	"github.com/spf13/cobra"
@@ -32,6 +34,7 @@ type agentOptions struct {
 	manager             bool // the agent runs inside a server
 	token               string
 	advertise           string
+	meshPort            int
 	addr                string // the host address overlay traffic comes to (the server's agent: its --advertise host)
 	hostname            string
 }
@@ -42,6 +45,7 @@ func addAgentRuntimeFlags(cmd *cobra.Command, o *agentOptions) {
 	f.StringVar(&o.containerdNamespace, "containerd-namespace", containerd.DefaultNamespace, "containerd namespace of Drover's images and containers")
 	f.StringSliceVar(&o.cniPluginDirs, "cni-plugin-dir", network.DefaultPluginDirs, "where the CNI plugins are")
 	f.IntVar(&o.dnsPort, "dns-port", 53, "port of the DNS server on each network's gateway")
+	f.IntVar(&o.meshPort, "mesh-port", 7948, "port (on the node's cluster address) where other nodes' routing mesh reaches this node's tasks")
 }
 
 func agentCommand() *cobra.Command {
@@ -141,7 +145,16 @@ func runAgent(ctx context.Context, o agentOptions, log *slog.Logger) error {
 	if address == "" {
 		address = "unix://" + sock
 	}
+	meshc := &mesh.Client{Dir: filepath.Join(o.dataDir, "mesh"), Binary: self, Logger: log}
+	meshPort := 0
+	if o.addr != "" {
+		// Other nodes' balancers reach this node's tasks here (a cluster
+		// only: a single host dials its tasks directly).
+		meshc.Tunnel = net.JoinHostPort(o.addr, strconv.Itoa(o.meshPort))
+		meshPort = o.meshPort
+	}
 	ag, err := agent.New(agent.Config{
+		Mesh: meshc, MeshPort: meshPort,
 		DataDir: o.dataDir, Server: srvClient, Address: address,
 		Driver: drv, Images: drv, Network: netm, DNS: resolver, Version: version, Logger: log, Manager: o.manager, Hostname: hostname, Addr: o.addr,
 	})

@@ -58,7 +58,7 @@ func newRoot() *cobra.Command {
 	}
 	cli.AddGlobalFlags(root, g)
 	root.AddCommand(cli.Commands(g)...)
-	root.AddCommand(serverCommand(), agentCommand(), shimLoggerCommand())
+	root.AddCommand(serverCommand(), agentCommand(), shimLoggerCommand(), meshCommand())
 	return root
 }
 

@@ -56,6 +56,12 @@ type Config struct {
 	Hostname string
 	// Manager is true for the agent inside a server process.
 	Manager bool
+	// Mesh is the node's part of the routing mesh; nil publishes no port
+	// through it.
+	Mesh Mesh
+	// MeshPort is where other nodes' balancers reach this node's tasks
+	// (on Addr); 0 if nowhere.
+	MeshPort int
 	// Addr is this host's address that other nodes' overlay traffic comes
 	// to; "" outside a cluster.
 	Addr string
@@ -69,15 +75,16 @@ type Agent struct {
 	log    *slog.Logger
 	nodeID string
 
-	mu        sync.Mutex
-	workers   map[string]*worker        // by task ID
-	reported  map[string]api.TaskStatus // last status sent, by task ID
-	listening map[string]string         // DNS: network full name -> gateway
-	bridges   map[string]network.Network
-	overlays  map[string]string // network full name -> what was ensured ("" after a restart)
-	lastAsg   api.Assignments
-	health    map[string]string // task ID -> health status
-	wake      chan struct{}
+	mu          sync.Mutex
+	workers     map[string]*worker        // by task ID
+	reported    map[string]api.TaskStatus // last status sent, by task ID
+	listening   map[string]string         // DNS: network full name -> gateway
+	bridges     map[string]network.Network
+	overlays    map[string]string
+	meshCfg     string // the mesh configuration last handed over // network full name -> what was ensured ("" after a restart)
+	lastAsg     api.Assignments
+	health      map[string]string // task ID -> health status
+	wake        chan struct{}
 }
 
 // New makes an agent; its node ID is kept in DataDir.
@@ -135,13 +142,14 @@ func (a *Agent) Run(parent context.Context) error {
 	if err := a.register(ctx); err != nil {
 		return err
 	}
-	go a.heartbeats(ctx, cancel)
+	reconnected := make(chan struct{}, 1)
+	go a.heartbeats(ctx, cancel, reconnected)
 	a.adopt(ctx)
 	a.adoptOverlays()
 
 	token := ""
 	for ctx.Err() == nil {
-		asg, err := a.cfg.Server.Assignments(ctx, a.nodeID, token, 30*time.Second)
+		asg, err := a.poll(ctx, token, reconnected)
 		if err != nil {
 			if ctx.Err() != nil {
 				break
@@ -170,7 +178,7 @@ func (a *Agent) register(ctx context.Context) error {
 	reg := api.NodeRegistration{
 		ID: a.nodeID, Hostname: a.cfg.Hostname, AgentAddress: a.cfg.Address,
 		CPUs: runtime.NumCPU(), MemoryBytes: memTotal(), Version: a.cfg.Version, Manager: a.cfg.Manager,
-		Addr: a.cfg.Addr,
+		Addr: a.cfg.Addr, MeshPort: a.cfg.MeshPort,
 	}
 	delay := 100 * time.Millisecond
 	for {
@@ -192,16 +200,54 @@ func (a *Agent) register(ctx context.Context) error {
 	}
 }
 
-func (a *Agent) heartbeats(ctx context.Context, stop context.CancelCauseFunc) {
+// pollWait is how long the server may hold a long poll for assignments.
+const pollWait = 30 * time.Second
+
+// poll waits for new assignments. Its request has a deadline, and a
+// heartbeat that gets through after failures cancels it: after a cut
+// link the connection of the poll may be stuck in TCP's retransmission
+// back-off for as long as the cut lasted, while the server already
+// retired this node's tasks; a fresh poll learns it at once.
+func (a *Agent) poll(ctx context.Context, token string, reconnected <-chan struct{}) (api.Assignments, error) {
+	pctx, cancel := context.WithTimeout(ctx, pollWait+10*time.Second)
+	defer cancel()
+	done := make(chan struct{})
+	defer close(done)
+	go func() {
+		select {
+		case <-reconnected:
+			cancel()
+		case <-done:
+		}
+	}()
+	asg, err := a.cfg.Server.Assignments(pctx, a.nodeID, token, pollWait)
+	if err != nil && pctx.Err() != nil && ctx.Err() == nil {
+		return a.cfg.Server.Assignments(ctx, a.nodeID, token, 0) // at once
+	}
+	return asg, err
+}
+
+func (a *Agent) heartbeats(ctx context.Context, stop context.CancelCauseFunc, reconnected chan<- struct{}) {
 	t := time.NewTicker(a.cfg.HeartbeatInterval)
 	defer t.Stop()
+	failing := false
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-t.C:
 		}
-		err := a.cfg.Server.Heartbeat(ctx, a.nodeID)
+		hctx, cancel := context.WithTimeout(ctx, 2*a.cfg.HeartbeatInterval)
+		err := a.cfg.Server.Heartbeat(hctx, a.nodeID)
+		cancel()
+		if err == nil && failing {
+			a.log.Info("the server answers again")
+			select {
+			case reconnected <- struct{}{}:
+			default:
+			}
+		}
+		failing = err != nil
 		switch {
 		case errors.Is(err, api.ErrForbidden):
 			a.log.Error("the server refuses this node", "err", err)

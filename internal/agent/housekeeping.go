@@ -63,6 +63,7 @@ func (a *Agent) housekeeping(ctx context.Context, asg api.Assignments) {
 		a.ensureDNS(n)
 	}
 	a.syncOverlays(asg)
+	a.syncIngress(ctx, asg)
 	for _, n := range gone {
 		a.cfg.DNS.Unlisten(n.Name)
 		a.mu.Lock()

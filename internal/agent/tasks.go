@@ -419,6 +419,9 @@ func (a *Agent) remove(ctx context.Context, t api.Task) bool {
 		if grace <= 0 {
 			grace = 10 * time.Second
 		}
+		if st.State == drt.StateRunning {
+			a.drain(ctx, t, st.PID, grace)
+		}
 		if err := a.cfg.Driver.Stop(ctx, t.ID, t.Spec.StopSignal, grace); err != nil {
 			a.log.Warn("stop failed", "task", t.ID, "err", err)
 		}
@@ -531,8 +534,8 @@ func netRequest(t api.Task) network.Request {
 	}
 	if len(req.Networks) > 0 {
 		for _, p := range t.Spec.Ports {
-			if p.Published == 0 {
-				continue
+			if p.Published == 0 || !p.HostMode() {
+				continue // ingress ports go through the mesh (ingress.go)
 			}
 			req.Ports = append(req.Ports, network.PortMapping{HostIP: p.HostIP, HostPort: p.Published, ContainerPort: p.Target, Protocol: p.Protocol,
 				Group: t.Stack + "/" + t.Service})

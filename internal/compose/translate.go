@@ -221,7 +221,16 @@ func (t *translator) ports(s types.ServiceConfig) ([]api.PortSpec, error) {
 			// choice in its spec, so it publishes the first.
 			t.warn(s.Name, "ports", "port %d: a published range (%s) for one target port is not supported yet: publishing %d", p.Target, p.Published, lo)
 		}
+		mode := ""
+		switch p.Mode {
+		case "", "ingress":
+		case "host":
+			mode = "host"
+		default:
+			return nil, &Error{Service: s.Name, Key: "ports", Message: fmt.Sprintf("port %d: mode %q: want ingress or host", p.Target, p.Mode)}
+		}
 		out = append(out, api.PortSpec{
+			Mode:      mode,
 			HostIP:    strings.Trim(p.HostIP, "[]"),
 			Published: lo,
 			Target:    uint16(p.Target),

@@ -163,7 +163,7 @@ func (f *portsFilter) Enabled(t *api.Task) bool {
 	f.service = serviceKey(t)
 	f.ports = f.ports[:0]
 	for _, p := range t.Spec.Ports {
-		if p.Published != 0 {
+		if p.Published != 0 && p.HostMode() {
 			f.ports = append(f.ports, p)
 		}
 	}

@@ -18,10 +18,10 @@ var (
 	}
 	preferencePool = []string{"node.labels.zone", "node.labels.disk", "node.role"}
 	portPool       = []api.PortSpec{
-		{Published: 80, Target: 80, Protocol: "tcp"},
-		{Published: 80, Target: 80, Protocol: "udp"},
-		{HostIP: "127.0.0.1", Published: 443, Target: 443, Protocol: "tcp"},
-		{Published: 443, Target: 443, Protocol: "tcp"},
+		{Mode: "host", Published: 80, Target: 80, Protocol: "tcp"},
+		{Mode: "host", Published: 80, Target: 80, Protocol: "udp"},
+		{Mode: "host", HostIP: "127.0.0.1", Published: 443, Target: 443, Protocol: "tcp"},
+		{Mode: "host", Published: 443, Target: 443, Protocol: "tcp"},
 	}
 )
 

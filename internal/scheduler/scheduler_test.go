@@ -138,23 +138,27 @@ func TestRules(t *testing.T) {
 			spec: reserve(0.75, 0), count: 1, reason: "0/1 nodes: 1 has 0.5 CPUs free of 0.75 reserved",
 		},
 		{
-			name: "replicas of one service share a host port", nodes: zones, spec: ports(api.PortSpec{Published: 80, Target: 80, Protocol: "tcp"}), count: 4,
+			name: "replicas of one service share a host port", nodes: zones, spec: ports(api.PortSpec{Mode: "host", Published: 80, Target: 80, Protocol: "tcp"}), count: 4,
 			want: map[string]int{"n1": 2, "n2": 1, "n3": 1},
 		},
 		{
-			name: "host port of another service", nodes: zones[:1], running: on("n1", mkTasks("other", 1, ports(api.PortSpec{Published: 80, Protocol: "tcp"}))),
-			spec: ports(api.PortSpec{Published: 80, Target: 8080, Protocol: "tcp"}), count: 1, reason: "0/1 nodes: 1 already publishes host port 80/tcp",
+			name: "ingress ports do not constrain placement", nodes: zones[:1], running: on("n1", mkTasks("other", 1, ports(api.PortSpec{Published: 80, Protocol: "tcp"}))),
+			spec: ports(api.PortSpec{Published: 80, Target: 8080, Protocol: "tcp"}), count: 1, want: map[string]int{"n1": 1},
+		},
+		{
+			name: "host port of another service", nodes: zones[:1], running: on("n1", mkTasks("other", 1, ports(api.PortSpec{Mode: "host", Published: 80, Protocol: "tcp"}))),
+			spec: ports(api.PortSpec{Mode: "host", Published: 80, Target: 8080, Protocol: "tcp"}), count: 1, reason: "0/1 nodes: 1 already publishes host port 80/tcp",
 		},
 		{
 			name: "other protocol or host IP does not collide", nodes: zones[:1],
-			running: on("n1", mkTasks("other", 1, ports(api.PortSpec{Published: 80, Protocol: "udp"}, api.PortSpec{HostIP: "127.0.0.1", Published: 81, Protocol: "tcp"}))),
-			spec:    ports(api.PortSpec{Published: 80, Protocol: "tcp"}, api.PortSpec{HostIP: "127.0.0.2", Published: 81, Protocol: "tcp"}), count: 1,
+			running: on("n1", mkTasks("other", 1, ports(api.PortSpec{Mode: "host", Published: 80, Protocol: "udp"}, api.PortSpec{Mode: "host", HostIP: "127.0.0.1", Published: 81, Protocol: "tcp"}))),
+			spec:    ports(api.PortSpec{Mode: "host", Published: 80, Protocol: "tcp"}, api.PortSpec{Mode: "host", HostIP: "127.0.0.2", Published: 81, Protocol: "tcp"}), count: 1,
 			want: map[string]int{"n1": 1},
 		},
 		{
 			name: "wildcard collides with a host IP", nodes: zones[:1],
-			running: on("n1", mkTasks("other", 1, ports(api.PortSpec{HostIP: "127.0.0.1", Published: 81, Protocol: "tcp"}))),
-			spec:    ports(api.PortSpec{Published: 81, Protocol: "tcp"}), count: 1, reason: "0/1 nodes: 1 already publishes host port 81/tcp",
+			running: on("n1", mkTasks("other", 1, ports(api.PortSpec{Mode: "host", HostIP: "127.0.0.1", Published: 81, Protocol: "tcp"}))),
+			spec:    ports(api.PortSpec{Mode: "host", Published: 81, Protocol: "tcp"}), count: 1, reason: "0/1 nodes: 1 already publishes host port 81/tcp",
 		},
 		{
 			name: "unpublished ports never collide", nodes: zones[:1], spec: ports(api.PortSpec{Target: 80, Protocol: "tcp"}), count: 3,

@@ -57,8 +57,8 @@ func (s *NodeState) add(spec *api.ServiceSpec, service string) {
 	s.MemoryBytes += spec.Reservations.MemoryBytes
 	s.Tasks++
 	for _, p := range spec.Ports {
-		if p.Published == 0 {
-			continue
+		if p.Published == 0 || !p.HostMode() {
+			continue // ingress ports are every node's, through the mesh
 		}
 		if s.ports == nil {
 			s.ports = map[portKey][]portUse{}

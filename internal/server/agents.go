@@ -64,6 +64,7 @@ func (s *Server) registerNode(w http.ResponseWriter, r *http.Request) {
 	if node.RegisteredAt.IsZero() {
 		node.RegisteredAt = now
 	}
+	wasDown := node.State == api.NodeDown
 	node.NodeRegistration = reg
 	node.State = api.NodeReady
 	node.Role = "worker"
@@ -83,6 +84,9 @@ func (s *Server) registerNode(w http.ResponseWriter, r *http.Request) {
 	s.beat(reg.ID, now)
 	s.log.Info("node registered", "node", reg.ID, "hostname", reg.Hostname)
 	s.emit(api.Event{Type: "node", Action: "register", ID: reg.ID, Name: reg.Hostname})
+	if wasDown {
+		s.emit(api.Event{Type: "node", Action: api.NodeReady, ID: reg.ID, Name: reg.Hostname})
+	}
 	s.Kick()
 	writeJSON(w, http.StatusOK, node)
 }
@@ -235,6 +239,7 @@ func AssignmentsFor(snap *store.Snapshot, id string) api.Assignments {
 		}
 	}
 	a.Overlays = overlaysFor(snap, id, a.Tasks)
+	a.Ingress = ingressPorts(snap)
 	sort.Slice(a.Endpoints, func(i, j int) bool {
 		x, y := a.Endpoints[i], a.Endpoints[j]
 		if x.Network != y.Network {
@@ -249,7 +254,8 @@ func AssignmentsFor(snap *store.Snapshot, id string) api.Assignments {
 		E []api.Endpoint
 		V []string
 		O []api.Overlay
-	}{a.Tasks, a.Endpoints, a.DeleteVolumes, a.Overlays})
+		I []api.IngressPort
+	}{a.Tasks, a.Endpoints, a.DeleteVolumes, a.Overlays, a.Ingress})
 	sum := sha256.Sum256(b)
 	a.Token = hex.EncodeToString(sum[:16])
 	return a

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/drover-org/drover/api"
+	"github.com/drover-org/drover/internal/mesh"
 	"github.com/drover-org/drover/internal/runtime/containerd"
 	"github.com/drover-org/drover/test/harness"
 )
@@ -169,6 +170,7 @@ func removeContainers(t *testing.T, agentDir, dir string) {
 		drv.Close()
 	}
 	_ = containerd.StopOwnContainerd(agentDir)
+	_ = mesh.StopOwn(filepath.Join(agentDir, "mesh"))
 	b, _ := os.ReadFile("/proc/self/mounts")
 	lines := strings.Split(string(b), "\n")
 	for i := len(lines) - 1; i >= 0; i-- {

@@ -16,7 +16,7 @@ import (
 func TestRemoteCLI(t *testing.T) {
 	port := harness.FreePort(t)
 	addr := fmt.Sprintf("127.0.0.1:%d", port)
-	s := harness.StartServerArgs(t, "--advertise", addr)
+	s := harness.StartServerArgs(t, "--advertise", addr, "--mesh-port", fmt.Sprint(harness.FreePort(t)))
 	token := strings.Fields(s.MustDrover("", "client", "token"))[0]
 	remote := func(tok string, args ...string) (string, error) {
 		cmd := exec.Command(s.Bin, args...)
