@@ -89,9 +89,7 @@ func (s *Server) streamEvents(w http.ResponseWriter, r *http.Request) {
 		}
 		since = t
 	}
-	match := func(e api.Event) bool {
-		return (stack == "" || e.Stack == stack) && !e.Time.Before(since)
-	}
+	match := func(e api.Event) bool { return eventMatches(e, stack, since) }
 	past, ch := s.events.Subscribe(r.Context(), match)
 	w.Header().Set("Content-Type", "application/x-ndjson")
 	w.WriteHeader(http.StatusOK)
@@ -189,4 +187,11 @@ func (s *Server) runOneOff(w http.ResponseWriter, r *http.Request) {
 	s.emit(api.Event{Type: "service", Action: "run", ID: stack + "/" + one.Name, Stack: stack, Service: one.Name})
 	s.Kick()
 	writeJSON(w, http.StatusOK, sv)
+}
+
+// eventMatches says whether a project's event stream shows e: the
+// project's own events, and the nodes' (a node going down or coming back
+// concerns every project whose tasks it runs).
+func eventMatches(e api.Event, stack string, since time.Time) bool {
+	return (stack == "" || e.Stack == stack || e.Type == "node") && !e.Time.Before(since)
 }
