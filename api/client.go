@@ -258,11 +258,28 @@ func (c *Client) LoadImage(ctx context.Context, r io.Reader) (ImageLoadResult, e
 	return out, json.NewDecoder(resp.Body).Decode(&out)
 }
 
-// Images lists the images the nodes hold.
+// Images lists the cluster's images: those of the server's content store
+// and those the nodes hold.
 func (c *Client) Images(ctx context.Context) ([]Image, error) {
 	var out []Image
 	return out, c.Do(ctx, http.MethodGet, "/v1/images", nil, &out)
 }
+
+// RemoveImage removes an image from the server's content store and every
+// node; force removes it even while services use it.
+func (c *Client) RemoveImage(ctx context.Context, name string, force bool) (ImageRemoveResult, error) {
+	var out ImageRemoveResult
+	q := url.Values{}
+	if force {
+		q.Set("force", "true")
+	}
+	return out, c.Do(ctx, http.MethodDelete, "/v1/images/"+name+"?"+q.Encode(), nil, &out)
+}
+
+// HTTP gives the client's transport (with its TLS identity or unix
+// socket) and the base URL of its paths, for protocols under /v1 that are
+// not JSON calls, such as content fetches.
+func (c *Client) HTTP() (*http.Client, string) { return c.hc, c.base }
 
 // Nodes lists nodes.
 func (c *Client) Nodes(ctx context.Context) ([]Node, error) {

@@ -16,6 +16,7 @@ import (
 	"crypto/tls"
 
 	"github.com/drover-org/drover/api"
+	"github.com/drover-org/drover/internal/content"
 	"github.com/drover-org/drover/internal/pki"
 	"github.com/drover-org/drover/internal/server"
 	"github.com/drover-org/drover/internal/store"
@@ -142,6 +143,13 @@ func runServer(ctx context.Context, o serverOptions) error {
 	srv := server.New(server.Config{
 		AddressPool: o.addressPool, NetworkSize: o.networkSize, AddressPool6: o.addressPool6, NodeGrace: o.nodeGrace, Version: version, Logger: log,
 	}, store.New(emb.Client))
+	// Images live on the server's disk, not in etcd: nodes fetch their
+	// blobs from here over the cluster's mutual TLS.
+	cs, err := content.NewStore(filepath.Join(o.dataDir, "content"))
+	if err != nil {
+		return fmt.Errorf("content store: %w", err)
+	}
+	srv.SetContentStore(cs)
 
 	hs := &http.Server{Handler: srv.Handler(), ReadHeaderTimeout: 10 * time.Second}
 	errc := make(chan error, 3)

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/drover-org/drover/api"
+	"github.com/drover-org/drover/internal/content"
 	"github.com/drover-org/drover/internal/dns"
 	"github.com/drover-org/drover/internal/network"
 	drt "github.com/drover-org/drover/internal/runtime"
@@ -81,7 +82,11 @@ type Agent struct {
 	listening   map[string]string         // DNS: network full name -> gateway
 	bridges     map[string]network.Network
 	overlays    map[string]string
-	meshCfg     string // the mesh configuration last handed over // network full name -> what was ensured ("" after a restart)
+	meshCfg     string // the mesh configuration last handed over
+	imageLocks  map[string]*sync.Mutex
+	contentOnce sync.Once
+	content     *content.Store
+	contentErr  error // network full name -> what was ensured ("" after a restart)
 	lastAsg     api.Assignments
 	health      map[string]string // task ID -> health status
 	wake        chan struct{}

@@ -26,6 +26,7 @@ func (a *Agent) Handler() http.Handler {
 	mux.HandleFunc("PUT /v1/containers/{id}/archive", a.archivePut)
 	mux.HandleFunc("POST /v1/images/load", a.loadImage)
 	mux.HandleFunc("GET /v1/images", a.listImages)
+	mux.HandleFunc("DELETE /v1/images/{name...}", a.removeImage)
 	return mux
 }
 

@@ -250,8 +250,8 @@ func (a *Agent) ended(t api.Task) bool {
 
 func (a *Agent) start(ctx context.Context, t api.Task) {
 	log := a.log.With("task", t.ID, "name", t.Name())
-	a.report(ctx, t, api.TaskStatus{State: api.StatePreparing, Message: "pulling image " + t.Spec.Image})
-	if err := a.cfg.Driver.EnsureImage(ctx, t.Spec.Image); err != nil {
+	a.report(ctx, t, api.TaskStatus{State: api.StatePreparing, Message: "preparing image " + t.Spec.Image})
+	if err := a.ensureImage(ctx, t); err != nil {
 		log.Warn("image not available", "image", t.Spec.Image, "err", err)
 		a.report(ctx, t, api.TaskStatus{State: api.StateFailed, Message: err.Error(), FinishedAt: time.Now().UTC()})
 		return

@@ -109,6 +109,7 @@ func waitRunning(ctx context.Context, c *api.Client, out io.Writer, dr api.Deplo
 	}
 	printed := map[string]string{}
 	var lastUnplaced string
+	var nodeNames nodeNamer
 	tick := time.NewTicker(200 * time.Millisecond)
 	defer tick.Stop()
 	for {
@@ -154,6 +155,11 @@ func waitRunning(ctx context.Context, c *api.Client, out io.Writer, dr api.Deplo
 					lastUnplaced = t.Unplaced
 					fmt.Fprintf(out, " ⠿ Container %s  Waiting: %s\n", t.Name(), t.Unplaced)
 				}
+				// Image transfers can take a while: say so, per node.
+				if msg := t.Status.Message; imageMessage(msg) && printed[t.ID] != msg {
+					printed[t.ID] = msg
+					fmt.Fprintf(out, " ⠿ Container %s  %s%s\n", t.Name(), msg, nodeNames.of(ctx, c, t.NodeID))
+				}
 				continue
 			}
 			if printed[t.ID] != line {
@@ -188,4 +194,36 @@ func waitRunning(ctx context.Context, c *api.Client, out io.Writer, dr api.Deplo
 		case <-tick.C:
 		}
 	}
+}
+
+// imageMessage says whether a task's status message is about its image
+// (pulled, fetched from the server or imported), which up shows.
+func imageMessage(msg string) bool {
+	for _, p := range []string{"pulling image ", "fetching image ", "importing image "} {
+		if strings.HasPrefix(msg, p) {
+			return true
+		}
+	}
+	return false
+}
+
+// nodeNamer names nodes for progress lines, asking the server once.
+type nodeNamer struct{ names map[string]string }
+
+func (n *nodeNamer) of(ctx context.Context, c *api.Client, id string) string {
+	if id == "" {
+		return ""
+	}
+	if n.names == nil {
+		n.names = map[string]string{}
+		if nodes, err := c.Nodes(ctx); err == nil {
+			for _, nd := range nodes {
+				n.names[nd.ID] = nd.Hostname
+			}
+		}
+	}
+	if name, ok := n.names[id]; ok {
+		return " (node " + name + ")"
+	}
+	return ""
 }

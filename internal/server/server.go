@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/drover-org/drover/api"
+	"github.com/drover-org/drover/internal/content"
 	"github.com/drover-org/drover/internal/events"
 	"github.com/drover-org/drover/internal/store"
 )
@@ -48,8 +49,9 @@ type Server struct {
 	started    time.Time
 	kick       chan struct{} // wakes the controller
 	events     *events.Bus
-	cluster    *Cluster    // nil: no TCP listener, no joins
-	agentTLS   *tls.Config // dialing agents over TCP
+	cluster    *Cluster       // nil: no TCP listener, no joins
+	agentTLS   *tls.Config    // dialing agents over TCP
+	content    *content.Store // images the nodes fetch (SetContentStore)
 }
 
 // EnableCluster lets agents join over TCP (see TCPHandler).
@@ -149,6 +151,10 @@ func (s *Server) routes() []route {
 		{"GET /v1/nodes/{id}/assignments", s.assignments},
 		{"POST /v1/images/load", s.loadImage},
 		{"GET /v1/images", s.listImages},
+		{"DELETE /v1/images/{name...}", s.removeImage},
+		{"GET /v1/content/blobs/{digest}", s.serveContent},
+		{"GET /v1/content/images", s.serveContent},
+		{"GET /v1/content/images/{name...}", s.serveContent},
 	}
 }
 

@@ -72,6 +72,9 @@ func (d *Driver) ImportFromStore(ctx context.Context, st *content.Store, rec con
 	got, err := is.Update(ctx, im, "target")
 	if errdefs.IsNotFound(err) {
 		got, err = is.Create(ctx, im)
+		if errdefs.IsAlreadyExists(err) { // made meanwhile by a concurrent import
+			got, err = is.Update(ctx, im, "target")
+		}
 	}
 	if err != nil {
 		return runtime.Image{}, fmt.Errorf("image %s: %w", name, err)
