@@ -39,8 +39,13 @@ const (
 	fromRegistry                    // not in the cluster: the runtime's own pull (or its copy)
 )
 
-func chooseSource(inCluster, localMatches bool) imageSource {
+// chooseSource picks the image's source; pull_policy "always" goes to
+// the registry first (the caller falls back to the cluster's copy when
+// that fails), "never" never does.
+func chooseSource(policy string, inCluster, localMatches bool) imageSource {
 	switch {
+	case policy == "always":
+		return fromRegistry
 	case inCluster && localMatches:
 		return fromLocal
 	case inCluster:
@@ -97,14 +102,44 @@ func (a *Agent) ensureImage(ctx context.Context, t api.Task) error {
 			localMatches, _ = imp.HasImage(ctx, rec.Name)
 		}
 	}
-	switch chooseSource(inCluster, localMatches) {
+	policy := t.Spec.PullPolicy
+	switch chooseSource(policy, inCluster, localMatches) {
 	case fromLocal:
 		return nil
 	case fromCluster:
 		return a.fetchImage(ctx, t, f, st, rec, imp)
 	}
+	if policy == "always" {
+		a.report(ctx, t, api.TaskStatus{State: api.StatePreparing, Message: "pulling image " + ref})
+		puller, ok := a.cfg.Driver.(interface {
+			PullImage(ctx context.Context, ref string) error
+		})
+		perr := fmt.Errorf("the runtime cannot pull")
+		if ok {
+			if perr = puller.PullImage(ctx, ref); perr == nil {
+				return nil
+			}
+		}
+		switch {
+		case inCluster:
+			a.log.Warn("pull_policy always: the registry pull failed; running the cluster's copy", "image", ref, "err", perr)
+			if localMatches {
+				return nil
+			}
+			return a.fetchImage(ctx, t, f, st, rec, imp)
+		default:
+			if has, _ := imp.HasImage(ctx, ref); has {
+				a.log.Warn("pull_policy always: the registry pull failed; running this node's copy", "image", ref, "err", perr)
+				return nil
+			}
+		}
+		return fmt.Errorf("image %s (pull_policy: always): %w", ref, perr)
+	}
 	if has, _ := imp.HasImage(ctx, ref); has {
 		return nil
+	}
+	if policy == "never" {
+		return fmt.Errorf("image %s is neither on this node nor loaded into the cluster, and pull_policy is never: load it with `drover image load`: %w", ref, api.ErrNotFound)
 	}
 	a.report(ctx, t, api.TaskStatus{State: api.StatePreparing, Message: "pulling image " + ref})
 	// Its error names the image and says to load it.

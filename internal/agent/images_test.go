@@ -13,16 +13,20 @@ import (
 
 func TestChooseSource(t *testing.T) {
 	for _, tc := range []struct {
+		policy                  string
 		inCluster, localMatches bool
 		want                    imageSource
 	}{
-		{true, true, fromLocal},
-		{true, false, fromCluster},
-		{false, false, fromRegistry},
-		{false, true, fromRegistry}, // only a cluster record can match
+		{"", true, true, fromLocal},
+		{"", true, false, fromCluster},
+		{"", false, false, fromRegistry},
+		{"", false, true, fromRegistry}, // only a cluster record can match
+		{"never", true, false, fromCluster},
+		{"never", false, false, fromRegistry}, // the caller refuses to pull
+		{"always", true, true, fromRegistry},  // the registry first, then the cluster's copy
 	} {
-		if got := chooseSource(tc.inCluster, tc.localMatches); got != tc.want {
-			t.Errorf("chooseSource(%v, %v) = %v, want %v", tc.inCluster, tc.localMatches, got, tc.want)
+		if got := chooseSource(tc.policy, tc.inCluster, tc.localMatches); got != tc.want {
+			t.Errorf("chooseSource(%q, %v, %v) = %v, want %v", tc.policy, tc.inCluster, tc.localMatches, got, tc.want)
 		}
 	}
 }

@@ -134,6 +134,17 @@ func (t *translator) service(s types.ServiceConfig, p *types.Project) (api.Servi
 		spec.StopGracePeriod = api.Duration(*s.StopGracePeriod)
 	}
 
+	switch strings.ToLower(s.PullPolicy) {
+	case "", "missing", "if_not_present":
+	case "always", "never":
+		spec.PullPolicy = strings.ToLower(s.PullPolicy)
+	case "build":
+		return api.ServiceSpec{}, &Error{Service: s.Name, Key: "pull_policy", Message: "build: Drover cannot build images; use always, missing or never"}
+	default:
+		// daily, weekly, every_<duration>: pulls on a schedule.
+		t.warn(s.Name, "pull_policy", "%q is treated as missing: Drover pulls an image only when a node lacks it", s.PullPolicy)
+	}
+
 	var err error
 	if spec.Ports, err = t.ports(s); err != nil {
 		return api.ServiceSpec{}, err

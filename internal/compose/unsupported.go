@@ -29,7 +29,7 @@ var serviceKeys = map[string]bool{
 	"dns_opt": true, "domainname": true, "mac_address": true,
 	"oom_score_adj": true, "stdin_open": true, "tty": true, "mem_limit": true,
 	"memswap_limit": true, "cpus": true, "cpu_shares": true,
-	"pids_limit": true, "group_add": true, "logging": true,
+	"pids_limit": true, "group_add": true, "logging": true, "pull_policy": true,
 }
 
 // deployKeys are the deploy keys Drover honours; mode is checked apart,

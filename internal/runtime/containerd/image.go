@@ -78,9 +78,24 @@ func (d *Driver) ensureImage(ctx context.Context, ref string) (client.Image, err
 		return nil, fmt.Errorf("image %s: %w", ref, err)
 	}
 
+	return d.pull(ctx, ref, name)
+}
+
+// PullImage pulls ref from its registry even when a copy is here
+// (pull_policy: always).
+func (d *Driver) PullImage(ctx context.Context, ref string) error {
+	name, err := normalizeRef(ref)
+	if err != nil {
+		return err
+	}
+	_, err = d.pull(d.ctx(ctx), ref, name)
+	return err
+}
+
+func (d *Driver) pull(ctx context.Context, ref, name string) (client.Image, error) {
 	start := time.Now()
 	d.logger.Info("pulling image", "image", name)
-	img, err = d.client.Pull(ctx, name,
+	img, err := d.client.Pull(ctx, name,
 		client.WithPullUnpack,
 		client.WithPullSnapshotter(d.cfg.Snapshotter),
 		client.WithResolver(newResolver()))

@@ -1,0 +1,40 @@
+package integration
+
+import (
+	"fmt"
+	"strings"
+	"testing"
+
+	"github.com/drover-org/drover/test/harness"
+)
+
+// pull_policy: never runs an image the cluster has and never pulls one it
+// lacks, saying so; always falls back to the loaded copy when no registry
+// answers.
+func TestPullPolicy(t *testing.T) {
+	s := harness.StartServer(t)
+	dir := harness.WriteProject(t, "pullpol", fmt.Sprintf(`
+services:
+  loaded:
+    image: %[1]s
+    command: ["sleep", "3600"]
+    stop_grace_period: 1s
+    pull_policy: never
+  fallback:
+    image: %[1]s
+    command: ["sleep", "3600"]
+    stop_grace_period: 1s
+    pull_policy: always
+`, harness.Image))
+	s.MustDrover(dir, "up", "-d")
+	missing := harness.WriteProject(t, "pullnever", `
+services:
+  absent:
+    image: drover.local/not-loaded:1
+    pull_policy: never
+`)
+	out, err := s.DroverIn(missing, "up", "-d")
+	if err == nil || !strings.Contains(out, "drover.local/not-loaded:1") || !strings.Contains(out, "pull_policy is never") {
+		t.Fatalf("up of an image that was never loaded with pull_policy never: %v\n%s", err, out)
+	}
+}
