@@ -7,9 +7,7 @@ import "time"
 type ServiceSpec struct {
 	Name            string            `json:"name"`
 	Image           string            `json:"image"`
-	// PullPolicy is Compose's pull_policy: "" (missing), "always" or
-	// "never".
-	PullPolicy string `json:"pullPolicy,omitempty"`
+	PullPolicy      string            `json:"pullPolicy,omitempty"` // Compose pull_policy: "" (missing), "always" or "never"
 	Command         []string          `json:"command,omitempty"`
 	Entrypoint      []string          `json:"entrypoint,omitempty"`
 	Env             []string          `json:"env,omitempty"`

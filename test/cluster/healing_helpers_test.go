@@ -85,8 +85,6 @@ services:
 	return hc
 }
 
-
-
 func (hc *healCluster) hostNames() []string {
 	var names []string
 	for _, h := range hc.c.Hosts() {
@@ -107,9 +105,6 @@ func (hc *healCluster) hostOf(nodeID string) string {
 	}
 	return nodeID
 }
-
-
-
 
 // node is the node of a host as the server sees it.
 func (hc *healCluster) node(host string) (api.Node, error) {
