@@ -18,6 +18,7 @@ import (
 	"github.com/drover-org/drover/api"
 	"github.com/drover-org/drover/internal/content"
 	"github.com/drover-org/drover/internal/pki"
+	"github.com/drover-org/drover/internal/scheduler"
 	"github.com/drover-org/drover/internal/server"
 	"github.com/drover-org/drover/internal/store"
 	"github.com/spf13/cobra"
@@ -30,6 +31,7 @@ type serverOptions struct {
 	addressPool  string
 	addressPool6 string
 	networkSize  int
+	strategy     string
 	nodeGrace    time.Duration
 	logLevel     string
 	advertise    string
@@ -54,6 +56,7 @@ func serverCommand() *cobra.Command {
 	f.StringVar(&o.addressPool, "address-pool", "", "IPv4 range the networks' subnets come from (default "+server.DefaultAddressPool+"; with --advertise "+server.DefaultClusterAddressPool+")")
 	f.IntVar(&o.networkSize, "network-size", 0, "prefix length of each network's subnet (default 24; with --advertise 20, split into a /24 per node)")
 	f.StringVar(&o.addressPool6, "address-pool6", server.DefaultAddressPool6, "IPv6 range (/48 to /64) the /64s of enable_ipv6 networks come from")
+	f.StringVar(&o.strategy, "strategy", "spread", "how tasks are placed on nodes: spread (fewest tasks of the service first) or binpack (fullest node that fits)")
 	f.DurationVar(&o.nodeGrace, "node-grace", 10*time.Second, "how long a node may miss heartbeats before it is marked down")
 	f.StringVar(&o.logLevel, "log-level", "info", "debug, info, warn or error")
 	f.DurationVar(&o.nodeCertTTL, "node-cert-ttl", 90*24*time.Hour, "how long node certificates are valid (agents renew them in their last third)")
@@ -134,6 +137,9 @@ func runServer(ctx context.Context, o serverOptions) error {
 			o.addressPool = server.DefaultClusterAddressPool
 		}
 	}
+	if !scheduler.ValidStrategy(o.strategy) {
+		return fmt.Errorf("--strategy %q: want spread or binpack", o.strategy)
+	}
 	if o.networkSize == 0 {
 		o.networkSize = 24
 		if o.advertise != "" {
@@ -141,7 +147,7 @@ func runServer(ctx context.Context, o serverOptions) error {
 		}
 	}
 	srv := server.New(server.Config{
-		AddressPool: o.addressPool, NetworkSize: o.networkSize, AddressPool6: o.addressPool6, NodeGrace: o.nodeGrace, Version: version, Logger: log,
+		AddressPool: o.addressPool, NetworkSize: o.networkSize, Strategy: o.strategy, AddressPool6: o.addressPool6, NodeGrace: o.nodeGrace, Version: version, Logger: log,
 	}, store.New(emb.Client))
 	// Images live on the server's disk, not in etcd: nodes fetch their
 	// blobs from here over the cluster's mutual TLS.

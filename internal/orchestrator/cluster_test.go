@@ -91,3 +91,18 @@ func TestRetiredTaskOfRemovedNodeIsForgotten(t *testing.T) {
 		t.Fatalf("delete %v, want [a]", act.Delete)
 	}
 }
+
+// The server's strategy reaches the scheduler: spread puts two replicas on
+// two nodes, binpack on one.
+func TestStrategyReachesScheduler(t *testing.T) {
+	for strategy, want := range map[string]int{"": 2, scheduler.Spread: 2, scheduler.Binpack: 1} {
+		act := Reconcile(Input{Stacks: stacks, Services: []api.Service{svc("web", 2, 1, none)}, Nodes: mkNodes("ready", "ready"), Now: t0, NewID: ids(), Strategy: strategy})
+		nodes := map[string]bool{}
+		for _, c := range act.Create {
+			nodes[c.NodeID] = true
+		}
+		if len(act.Create) != 2 || len(nodes) != want {
+			t.Errorf("strategy %q: %d tasks on %d nodes, want 2 on %d", strategy, len(act.Create), len(nodes), want)
+		}
+	}
+}

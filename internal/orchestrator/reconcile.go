@@ -23,6 +23,8 @@ type Input struct {
 	Now      time.Time
 	// NewID makes task IDs; the reconciler makes none by itself.
 	NewID func() string
+	// Strategy is the scheduler's: spread ("", the default) or binpack.
+	Strategy string
 }
 
 // Actions is what the controller loop must write.
@@ -205,7 +207,7 @@ func Reconcile(in Input) Actions {
 			pending = append(pending, t)
 		}
 	}
-	plan := scheduler.Schedule(in.Nodes, placed, pending)
+	plan := scheduler.ScheduleWith(scheduler.Options{Strategy: in.Strategy}, in.Nodes, placed, pending)
 	where := map[string]string{}
 	for _, p := range plan.Placements {
 		where[p.TaskID] = p.NodeID

@@ -113,7 +113,7 @@ func (s *Server) ReconcileOnce(ctx context.Context) (time.Time, error) {
 
 	act := orchestrator.Reconcile(orchestrator.Input{
 		Stacks: snap.Stacks, Services: snap.Services, Tasks: snap.Tasks,
-		Nodes: snap.Nodes, Now: now, NewID: s.cfg.NewID,
+		Nodes: snap.Nodes, Now: now, NewID: s.cfg.NewID, Strategy: s.cfg.Strategy,
 	})
 	byID := map[string]api.Task{}
 	for _, t := range snap.Tasks {

@@ -29,6 +29,8 @@ type Config struct {
 	NetworkSize int
 	// AddressPool6 is where dual-stack networks' /64s come from.
 	AddressPool6 string
+	// Strategy places tasks: "spread" (the default) or "binpack".
+	Strategy string
 	// NodeGrace is how long a node may miss heartbeats before it is down.
 	NodeGrace time.Duration
 	Version   string
