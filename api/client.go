@@ -462,3 +462,33 @@ func (c *Client) RemoveNode(ctx context.Context, ref string, force bool) error {
 	}
 	return c.Do(ctx, http.MethodDelete, path, nil, nil)
 }
+
+// RegistryLogin is a registry's user and password (or token), as `drover
+// login` stores them on the servers. No listing or event carries it.
+type RegistryLogin struct {
+	Username string `json:"username"`
+	Password string `json:"password"`
+}
+
+// registryPath is the API path of a registry's login.
+func registryPath(host string) string { return "/v1/registries/" + url.PathEscape(host) }
+
+// RegistryLogin stores the login for the registry at host (docker.io,
+// 127.0.0.1:5000, ...) on the servers, replacing any earlier one.
+func (c *Client) RegistryLogin(ctx context.Context, host string, login RegistryLogin) error {
+	return c.Do(ctx, http.MethodPut, registryPath(host), login, nil)
+}
+
+// RegistryLogout removes the login for the registry at host; an
+// ErrNotFound error means there was none.
+func (c *Client) RegistryLogout(ctx context.Context, host string) error {
+	return c.Do(ctx, http.MethodDelete, registryPath(host), nil, nil)
+}
+
+// RegistryCredentials reads the login for the registry at host, for an
+// agent about to pull from it (node certificates and the server's unix
+// socket only). An ErrNotFound error means there is none: pull anonymously.
+func (c *Client) RegistryCredentials(ctx context.Context, host string) (RegistryLogin, error) {
+	var l RegistryLogin
+	return l, c.Do(ctx, http.MethodGet, registryPath(host)+"/credentials", nil, &l)
+}

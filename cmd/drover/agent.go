@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
@@ -130,6 +131,15 @@ func runAgent(ctx context.Context, o agentOptions, log *slog.Logger) error {
 	drv, err := containerd.Open(ctx, containerd.Config{
 		Address: o.containerdAddress, DataDir: o.dataDir, Namespace: o.containerdNamespace,
 		LoggerBinary: logger, Logger: log,
+		// Registry logins stay on the servers; a pull that meets a
+		// registry's challenge asks for that registry's alone.
+		Credentials: func(ctx context.Context, host string) (string, string, error) {
+			c, err := srvClient.RegistryCredentials(ctx, host)
+			if errors.Is(err, api.ErrNotFound) {
+				return "", "", nil // no login: anonymous
+			}
+			return c.Username, c.Password, err
+		},
 	})
 	if err != nil {
 		return err

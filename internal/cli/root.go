@@ -128,5 +128,6 @@ func Commands(g *Globals) []*cobra.Command {
 		taskActionCommand(g, "kill", "Send a signal to the services' containers", "kill"),
 		rmCommand(g), scaleCommand(g), topCommand(g), portCommand(g), imagesCommand(g),
 		waitCommand(g), eventsCommand(g), statsCommand(g), nodeCommand(g), clientCommand(g),
+		loginCommand(g), logoutCommand(g),
 	}
 }

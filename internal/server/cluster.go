@@ -32,7 +32,7 @@ const (
 )
 
 // agentPaths are what a node certificate may call over TCP.
-var agentPaths = []string{"/v1/nodes", "/v1/tasks/", "/v1/stacks/", "/v1/content/"}
+var agentPaths = []string{"/v1/nodes", "/v1/tasks/", "/v1/stacks/", "/v1/content/", "/v1/registries/"}
 
 // TCPHandler serves agents over mutual TLS: joining needs only a token;
 // everything else needs a node certificate of a node not removed, and is
@@ -123,6 +123,9 @@ func agentEndpoint(r *http.Request, node string) bool {
 		return true
 	case (r.Method == http.MethodGet || r.Method == http.MethodHead) && strings.HasPrefix(p, "/v1/content/"):
 		// Images: every node may fetch any, as any may be asked to run it.
+		return true
+	case r.Method == http.MethodGet && strings.HasPrefix(p, "/v1/registries/") && strings.HasSuffix(p, "/credentials"):
+		// A registry's login, one host at a time, for a pull from it.
 		return true
 	}
 	return false

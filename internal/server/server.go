@@ -157,6 +157,9 @@ func (s *Server) routes() []route {
 		{"GET /v1/content/blobs/{digest}", s.serveContent},
 		{"GET /v1/content/images", s.serveContent},
 		{"GET /v1/content/images/{name...}", s.serveContent},
+		{"PUT /v1/registries/{host}", s.registryLogin},
+		{"DELETE /v1/registries/{host}", s.registryLogout},
+		{"GET /v1/registries/{host}/credentials", s.registryCredentials},
 	}
 }
 

@@ -42,6 +42,11 @@ type Config struct {
 	// Snapshotter unpacks images and makes root filesystems; default
 	// "overlayfs".
 	Snapshotter string
+	// Credentials, when set, gives the user and secret to log in to the
+	// registry at host ("127.0.0.1:5000", "registry-1.docker.io") with;
+	// an empty user means anonymous. It is asked only when a pull meets
+	// the registry's challenge, and the answer is not kept.
+	Credentials func(ctx context.Context, host string) (user, secret string, err error)
 	Logger      *slog.Logger
 }
 

@@ -98,8 +98,11 @@ func (d *Driver) pull(ctx context.Context, ref, name string) (client.Image, erro
 	img, err := d.client.Pull(ctx, name,
 		client.WithPullUnpack,
 		client.WithPullSnapshotter(d.cfg.Snapshotter),
-		client.WithResolver(newResolver()))
+		client.WithResolver(newResolver(ctx, d.cfg.Credentials)))
 	if err != nil {
+		if errors.Is(err, docker.ErrInvalidAuthorization) || errdefs.IsUnauthorized(err) {
+			err = fmt.Errorf("%w (the registry wants a login: `drover login %s -u USER --password-stdin`)", err, registryHost(name))
+		}
 		return nil, &notPulledError{ref: ref, name: name, cause: err}
 	}
 	d.logger.Info("pulled image", "image", name, "took", time.Since(start).Round(time.Millisecond))
@@ -109,7 +112,10 @@ func (d *Driver) pull(ctx context.Context, ref, name string) (client.Image, erro
 // newResolver talks to registries with timeouts on connecting and on each
 // response's headers, so an unreachable registry fails a pull in seconds
 // instead of hanging, while big layers may take as long as they need.
-func newResolver() remotes.Resolver {
+// Registries on localhost are spoken to in plain HTTP, all others in HTTPS.
+// creds (may be nil) is asked for a login only when a registry challenges
+// the pull; ctx bounds those calls.
+func newResolver(ctx context.Context, creds func(ctx context.Context, host string) (string, string, error)) remotes.Resolver {
 	transport := &http.Transport{
 		Proxy:                 http.ProxyFromEnvironment,
 		DialContext:           (&net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
@@ -119,12 +125,33 @@ func newResolver() remotes.Resolver {
 		MaxIdleConns:          10,
 	}
 	hc := &http.Client{Transport: transport}
+	authOpts := []docker.AuthorizerOpt{docker.WithAuthClient(hc)}
+	if creds != nil {
+		authOpts = append(authOpts, docker.WithAuthCreds(func(host string) (string, string, error) {
+			user, secret, err := creds(ctx, host)
+			if err != nil {
+				return "", "", fmt.Errorf("credentials for registry %s: %w", host, err)
+			}
+			return user, secret, nil
+		}))
+	}
 	return docker.NewResolver(docker.ResolverOptions{
 		Hosts: docker.ConfigureDefaultRegistries(
 			docker.WithClient(hc),
+			docker.WithAuthorizer(docker.NewDockerAuthorizer(authOpts...)),
 			docker.WithPlainHTTP(docker.MatchLocalhost),
 		),
 	})
+}
+
+// registryHost is the registry part of a normalized image name
+// ("127.0.0.1:5000/busybox:1" -> "127.0.0.1:5000").
+func registryHost(name string) string {
+	if named, err := reference.ParseNormalizedNamed(name); err == nil {
+		return reference.Domain(named)
+	}
+	host, _, _ := strings.Cut(name, "/")
+	return host
 }
 
 // imageConfig is what a container takes from its image.
