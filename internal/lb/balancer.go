@@ -450,3 +450,20 @@ func backoff(d time.Duration) time.Duration {
 	}
 	return min(2*d, time.Second)
 }
+
+// pauseAfter handles a failed accept or read of a frontend: false when the
+// frontend is closed (stop), else true after waiting a growing delay (a
+// transient error such as running out of file descriptors must not spin).
+func pauseAfter(err error, delay *time.Duration, done <-chan struct{}, log *slog.Logger, what string) bool {
+	if errors.Is(err, net.ErrClosed) {
+		return false
+	}
+	*delay = backoff(*delay)
+	log.Warn(what+" failed", "err", err, "retry_in", *delay)
+	select {
+	case <-done:
+		return false
+	case <-time.After(*delay):
+		return true
+	}
+}

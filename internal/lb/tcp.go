@@ -2,7 +2,6 @@ package lb
 
 import (
 	"context"
-	"errors"
 	"io"
 	"net"
 	"time"
@@ -14,15 +13,8 @@ func (b *Balancer) acceptTCP(fe *frontend) {
 	for {
 		c, err := fe.ln.AcceptTCP()
 		if err != nil {
-			if errors.Is(err, net.ErrClosed) {
+			if !pauseAfter(err, &delay, fe.done, fe.log, "accept") {
 				return
-			}
-			delay = backoff(delay)
-			fe.log.Warn("accept failed", "err", err, "retry_in", delay)
-			select {
-			case <-fe.done:
-				return
-			case <-time.After(delay):
 			}
 			continue
 		}

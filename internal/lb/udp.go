@@ -73,15 +73,8 @@ func (b *Balancer) serveUDP(fe *frontend) {
 	for {
 		n, oobn, _, from, err := fe.pc.ReadMsgUDPAddrPort(buf, oob)
 		if err != nil {
-			if errors.Is(err, net.ErrClosed) {
+			if !pauseAfter(err, &delay, fe.done, fe.log, "read") {
 				return
-			}
-			delay = backoff(delay)
-			fe.log.Warn("read failed", "err", err, "retry_in", delay)
-			select {
-			case <-fe.done:
-				return
-			case <-time.After(delay):
 			}
 			continue
 		}
