@@ -35,3 +35,29 @@ func TestBusHistoryAndFollow(t *testing.T) {
 	for range ch {
 	}
 }
+
+// TestBusHistoryLimit checks that the history is the last limit events
+// whatever the number published, across the amortized trims.
+func TestBusHistoryLimit(t *testing.T) {
+	const limit = 4
+	b := New(limit)
+	for n := 1; n <= 3*limit+1; n++ {
+		b.Publish(api.Event{ID: fmt.Sprint(n)})
+		past, _ := b.Subscribe(t.Context(), func(api.Event) bool { return true })
+		want := min(n, limit)
+		if len(past) != want || past[len(past)-1].ID != fmt.Sprint(n) || past[0].ID != fmt.Sprint(n-want+1) {
+			t.Fatalf("after %d events the history is %v, want the last %d", n, past, want)
+		}
+	}
+}
+
+func BenchmarkPublishFullHistory(b *testing.B) {
+	bus := New(10000)
+	for i := 0; i < 10000; i++ {
+		bus.Publish(api.Event{ID: "warm"})
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		bus.Publish(api.Event{ID: "x", Type: "container", Action: "create"})
+	}
+}

@@ -65,8 +65,13 @@ func Reconcile(in Input) Actions {
 		services[s.Stack+"/"+s.Spec.Name] = s
 	}
 	in.services = services
-	bySlot := map[string]map[int][]api.Task{}
-	var placed []api.Task
+	// Slots point into in.Tasks: a task is large, and a million of them
+	// copied once more would double the reconciler's memory.
+	bySlot := map[string]map[int][]*api.Task{}
+	// Tasks that hold a node, for the scheduler; copied out only when
+	// there is something to place (after each status report of a large
+	// deploy there is not).
+	var placed []*api.Task
 	var unassigned []api.Task
 	tasksPerStack := map[string]int{}
 
@@ -74,7 +79,8 @@ func Reconcile(in Input) Actions {
 	for _, n := range in.Nodes {
 		known[n.ID] = true
 	}
-	for _, t := range in.Tasks {
+	for i := range in.Tasks {
+		t := &in.Tasks[i]
 		tasksPerStack[t.Stack]++
 		if t.DesiredState == api.DesiredShutdown {
 			// Retired: forget it once its node cleaned up, if it never
@@ -90,16 +96,33 @@ func Reconcile(in Input) Actions {
 			continue
 		}
 		if bySlot[key] == nil {
-			bySlot[key] = map[int][]api.Task{}
+			bySlot[key] = map[int][]*api.Task{}
 		}
 		bySlot[key][t.Slot] = append(bySlot[key][t.Slot], t)
 	}
 
 	keys := make([]string, 0, len(services))
-	for k := range services {
+	wantedSlots := 0
+	for k, svc := range services {
 		keys = append(keys, k)
+		switch {
+		case svc.Stopped:
+		case svc.Spec.Mode == "global":
+			wantedSlots += len(in.Nodes)
+		default:
+			wantedSlots += svc.Spec.Replicas
+		}
 	}
 	sort.Strings(keys)
+	liveSlots := 0
+	for _, slots := range bySlot {
+		liveSlots += len(slots)
+	}
+	if n := wantedSlots - liveSlots; n > 0 {
+		// A large deploy creates most of its tasks in one pass: growing
+		// the slice a quarter at a time would allocate five times it.
+		act.Create = make([]api.Task, 0, n)
+	}
 	nodes := map[string]api.Node{}
 	nodeSlot := map[string]int{}
 	for i, n := range in.Nodes {
@@ -152,7 +175,7 @@ func Reconcile(in Input) Actions {
 			}
 			cur := live[0]
 			switch {
-			case cur.SpecVersion != svc.Version || dependencyUpdated(cur, svc, services):
+			case cur.SpecVersion != svc.Version || dependencyUpdated(*cur, svc, services):
 				act.Shutdown = append(act.Shutdown, cur.ID)
 				act.Create = append(act.Create, mk(nil))
 			case cur.NodeID != "" && nodeLost(nodes, cur.NodeID):
@@ -165,12 +188,12 @@ func Reconcile(in Input) Actions {
 				// whatever the restart condition, with the same back-off.
 				p := svc.Spec.Restart
 				p.Condition = api.RestartAny
-				act.restart(in, svc, slot, cur, p, pins[slot])
+				act.restart(in, svc, slot, *cur, p, pins[slot])
 			case cur.Status.State == api.StateExited || cur.Status.State == api.StateFailed:
-				act.restart(in, svc, slot, cur, svc.Spec.Restart, pins[slot])
+				act.restart(in, svc, slot, *cur, svc.Spec.Restart, pins[slot])
 			default:
 				if cur.NodeID == "" {
-					unassigned = append(unassigned, cur)
+					unassigned = append(unassigned, *cur)
 				} else {
 					placed = append(placed, cur)
 				}
@@ -202,12 +225,24 @@ func Reconcile(in Input) Actions {
 		}
 	}
 	var pending []api.Task
-	for _, t := range append(append([]api.Task(nil), unassigned...), act.Create...) {
-		if _, ok := blocked[t.Stack+"/"+t.Service]; !ok {
-			pending = append(pending, t)
+	if n := len(unassigned) + len(act.Create); n > 0 {
+		pending = make([]api.Task, 0, n)
+	}
+	for _, list := range [][]api.Task{unassigned, act.Create} {
+		for _, t := range list {
+			if _, ok := blocked[t.Stack+"/"+t.Service]; !ok {
+				pending = append(pending, t)
+			}
 		}
 	}
-	plan := scheduler.ScheduleWith(scheduler.Options{Strategy: in.Strategy}, in.Nodes, placed, pending)
+	var running []api.Task
+	if len(pending) > 0 {
+		running = make([]api.Task, len(placed))
+		for i, t := range placed {
+			running[i] = *t
+		}
+	}
+	plan := scheduler.ScheduleWith(scheduler.Options{Strategy: in.Strategy}, in.Nodes, running, pending)
 	where := map[string]string{}
 	for _, p := range plan.Placements {
 		where[p.TaskID] = p.NodeID
@@ -224,9 +259,11 @@ func Reconcile(in Input) Actions {
 	for _, u := range plan.Unplaced {
 		reasons[u.TaskID] = u.Reason
 	}
-	for _, t := range append(append([]api.Task(nil), unassigned...), act.Create...) {
-		if r, ok := blocked[t.Stack+"/"+t.Service]; ok {
-			reasons[t.ID] = r
+	for _, list := range [][]api.Task{unassigned, act.Create} {
+		for _, t := range list {
+			if r, ok := blocked[t.Stack+"/"+t.Service]; ok {
+				reasons[t.ID] = r
+			}
 		}
 	}
 	for i := range act.Create {
@@ -300,7 +337,7 @@ func dependencyUpdated(t api.Task, svc api.Service, services map[string]api.Serv
 // dependencyBlock says why svc may not start yet, or "" when every
 // dependency meets its condition. A reason starting with
 // api.DependencyFailed means it never will as things stand.
-func dependencyBlock(svc api.Service, services map[string]api.Service, bySlot map[string]map[int][]api.Task) string {
+func dependencyBlock(svc api.Service, services map[string]api.Service, bySlot map[string]map[int][]*api.Task) string {
 	for _, d := range svc.Spec.DependsOn {
 		dep, ok := services[svc.Stack+"/"+d.Service]
 		if !ok {
@@ -356,9 +393,13 @@ func dependencyBlock(svc api.Service, services map[string]api.Service, bySlot ma
 	return ""
 }
 
-// newestFirst orders a slot's live tasks, the one to keep first.
-func newestFirst(ts []api.Task) []api.Task {
-	out := append([]api.Task(nil), ts...)
+// newestFirst orders a slot's live tasks, the one to keep first. The
+// result may share ts's array: callers only read it.
+func newestFirst(ts []*api.Task) []*api.Task {
+	if len(ts) < 2 {
+		return ts // nearly every slot: one task, nothing to order
+	}
+	out := append([]*api.Task(nil), ts...)
 	sort.SliceStable(out, func(i, j int) bool {
 		if out[i].SpecVersion != out[j].SpecVersion {
 			return out[i].SpecVersion > out[j].SpecVersion

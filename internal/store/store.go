@@ -1,14 +1,20 @@
 package store
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
+	goruntime "runtime"
+	"slices"
 	"sort"
 	"strings"
+	"sync"
+
+	"go.etcd.io/etcd/api/v3/mvccpb"
+	clientv3 "go.etcd.io/etcd/client/v3"
 
 	"github.com/drover-org/drover/api"
-	clientv3 "go.etcd.io/etcd/client/v3"
 )
 
 // Prefix is where Drover's keys live.
@@ -61,12 +67,16 @@ func (s *Store) Snapshot(ctx context.Context) (*Snapshot, error) {
 	snap := &Snapshot{
 		Revision:     resp.Header.Revision,
 		Stacks:       map[string]api.Stack{},
-		ModRevisions: map[string]int64{},
+		ModRevisions: make(map[string]int64, len(resp.Kvs)),
 		SubnetLeases: map[string]string{},
 	}
+	// Tasks are nearly all of a large store: they are decoded last, in
+	// place and in parallel. The error reported is still the one of the
+	// first bad key in key order.
+	var taskKVs []int
 	statuses := map[string]api.TaskStatus{}
-	var tasks []api.Task
-	for _, kv := range resp.Kvs {
+	badAt, badErr := len(resp.Kvs), error(nil)
+	for i, kv := range resp.Kvs {
 		key := string(kv.Key)
 		snap.ModRevisions[key] = kv.ModRevision
 		rest := strings.TrimPrefix(key, Prefix)
@@ -84,10 +94,7 @@ func (s *Store) Snapshot(ctx context.Context) (*Snapshot, error) {
 				snap.Services = append(snap.Services, sv)
 			}
 		case "tasks":
-			var t api.Task
-			if err = json.Unmarshal(kv.Value, &t); err == nil {
-				tasks = append(tasks, t)
-			}
+			taskKVs = append(taskKVs, i)
 		case "taskstatus":
 			var ts api.TaskStatus
 			if err = json.Unmarshal(kv.Value, &ts); err == nil {
@@ -106,9 +113,16 @@ func (s *Store) Snapshot(ctx context.Context) (*Snapshot, error) {
 		case "subnets":
 			snap.SubnetLeases[strings.ReplaceAll(strings.TrimPrefix(rest, "subnets/"), "_", "/")] = string(kv.Value)
 		}
-		if err != nil {
-			return nil, fmt.Errorf("store key %s holds bad JSON: %w", key, err)
+		if err != nil && i < badAt {
+			badAt, badErr = i, err
 		}
+	}
+	tasks := make([]api.Task, len(taskKVs))
+	if at, err := decodeTasks(resp.Kvs, taskKVs, tasks); err != nil && at < badAt {
+		badAt, badErr = at, err
+	}
+	if badErr != nil {
+		return nil, fmt.Errorf("store key %s holds bad JSON: %w", resp.Kvs[badAt].Key, badErr)
 	}
 	for i := range tasks {
 		if st, ok := statuses[tasks[i].ID]; ok {
@@ -131,24 +145,120 @@ func (s *Store) Snapshot(ctx context.Context) (*Snapshot, error) {
 	return snap, nil
 }
 
-// SortTasks orders tasks by stack, service, slot and creation.
+// decodeTasks decodes kvs[at[i]] into tasks[i], spread over the CPUs when
+// there are many. It returns the index in kvs of the first bad one.
+func decodeTasks(kvs []*mvccpb.KeyValue, at []int, tasks []api.Task) (int, error) {
+	const perWorker = 2048 // below this a goroutine costs more than it saves
+	workers := min(goruntime.GOMAXPROCS(0), (len(at)+perWorker-1)/perWorker)
+	if workers <= 1 {
+		for i, k := range at {
+			if err := json.Unmarshal(kvs[k].Value, &tasks[i]); err != nil {
+				return k, err
+			}
+		}
+		return 0, nil
+	}
+	type bad struct {
+		at  int
+		err error
+	}
+	found := make([]bad, workers)
+	var wg sync.WaitGroup
+	size := (len(at) + workers - 1) / workers
+	for w := 0; w < workers; w++ {
+		lo, hi := w*size, min((w+1)*size, len(at))
+		wg.Go(func() {
+			for i := lo; i < hi; i++ {
+				if err := json.Unmarshal(kvs[at[i]].Value, &tasks[i]); err != nil {
+					found[w] = bad{at[i], err}
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	for _, b := range found {
+		if b.err != nil {
+			return b.at, b.err // workers cover ascending ranges
+		}
+	}
+	return 0, nil
+}
+
+// SortTasks orders tasks by stack, service, slot and creation (then ID,
+// then their order in the input: the sort is stable).
 func SortTasks(tasks []api.Task) {
-	sort.SliceStable(tasks, func(i, j int) bool {
-		a, b := tasks[i], tasks[j]
-		if a.Stack != b.Stack {
-			return a.Stack < b.Stack
+	// Tasks are large and a million of them do not fit in a cache: sort
+	// small keys (the stack and service as a rank), then move each task
+	// once. The input position ends every tie, so an unstable sort of the
+	// keys gives the stable order.
+	type pair struct{ stack, service string }
+	ranks := map[pair]int32{}
+	for i := range tasks {
+		ranks[pair{tasks[i].Stack, tasks[i].Service}] = 0
+	}
+	pairs := make([]pair, 0, len(ranks))
+	for p := range ranks {
+		pairs = append(pairs, p)
+	}
+	slices.SortFunc(pairs, func(a, b pair) int {
+		if c := strings.Compare(a.stack, b.stack); c != 0 {
+			return c
 		}
-		if a.Service != b.Service {
-			return a.Service < b.Service
-		}
-		if a.Slot != b.Slot {
-			return a.Slot < b.Slot
-		}
-		if !a.CreatedAt.Equal(b.CreatedAt) {
-			return a.CreatedAt.Before(b.CreatedAt)
-		}
-		return a.ID < b.ID
+		return strings.Compare(a.service, b.service)
 	})
+	for i, p := range pairs {
+		ranks[p] = int32(i)
+	}
+	type key struct {
+		service int32
+		nsec    int32
+		slot    int
+		sec     int64
+		at      int
+	}
+	keys := make([]key, len(tasks))
+	for i := range tasks {
+		t := &tasks[i]
+		keys[i] = key{service: ranks[pair{t.Stack, t.Service}], slot: t.Slot, sec: t.CreatedAt.Unix(), nsec: int32(t.CreatedAt.Nanosecond()), at: i}
+	}
+	slices.SortFunc(keys, func(a, b key) int {
+		if c := cmp.Compare(a.service, b.service); c != 0 {
+			return c
+		}
+		if c := cmp.Compare(a.slot, b.slot); c != 0 {
+			return c
+		}
+		if c := cmp.Compare(a.sec, b.sec); c != 0 {
+			return c
+		}
+		if c := cmp.Compare(a.nsec, b.nsec); c != 0 {
+			return c
+		}
+		if c := strings.Compare(tasks[a.at].ID, tasks[b.at].ID); c != 0 {
+			return c
+		}
+		return cmp.Compare(a.at, b.at)
+	})
+	// Apply the permutation in place, one cycle at a time: position i
+	// takes the task that was at keys[i].at.
+	for i := range keys {
+		if keys[i].at == i {
+			continue
+		}
+		tmp := tasks[i]
+		j := i
+		for {
+			k := keys[j].at
+			keys[j].at = j
+			if k == i {
+				tasks[j] = tmp
+				break
+			}
+			tasks[j] = tasks[k]
+			j = k
+		}
+	}
 }
 
 // Get reads one object into v; ErrNotFound if absent. It returns the key's
@@ -236,20 +346,29 @@ func (t *Txn) Len() int { return len(t.ops) }
 // maxOps stays under etcd's default limit of 128 operations a transaction.
 const maxOps = 120
 
+// commitWidth is how many parts of a split batch are in flight at once.
+// etcd batches concurrent proposals into one raft round and one WAL sync,
+// so a 100,000-task deploy is written several times faster than part by
+// part, above all while agents' status reports queue for the same log.
+const commitWidth = 8
+
 // Commit applies the transaction; ErrConflict if a guard failed.
 func (s *Store) Commit(ctx context.Context, t *Txn) error {
 	if t.err != nil {
 		return t.err
 	}
 	if len(t.ops) > maxOps && len(t.cmps) == 0 {
-		// Unguarded batches may be split; each write stands alone.
+		// Unguarded batches may be split; each write stands alone, so on
+		// an error any of the parts may have been applied.
+		var parts [][]clientv3.Op
 		for i := 0; i < len(t.ops); i += maxOps {
-			end := min(i+maxOps, len(t.ops))
-			if _, err := s.cli.Txn(ctx).Then(t.ops[i:end]...).Commit(); err != nil {
-				return unavailable(err)
-			}
+			parts = append(parts, t.ops[i:min(i+maxOps, len(t.ops))])
 		}
-		return nil
+		width := commitWidth
+		if !independent(t.ops) {
+			width = 1 // a key written twice: keep the order of the writes
+		}
+		return s.commitParts(ctx, parts, width)
 	}
 	resp, err := s.cli.Txn(ctx).If(t.cmps...).Then(t.ops...).Commit()
 	if err != nil {
@@ -259,6 +378,66 @@ func (s *Store) Commit(ctx context.Context, t *Txn) error {
 		return api.Errorf(api.ErrConflict, "the state changed while writing; try again")
 	}
 	return nil
+}
+
+// independent reports whether the writes touch distinct single keys, so
+// that their order does not matter.
+func independent(ops []clientv3.Op) bool {
+	seen := make(map[string]struct{}, len(ops))
+	for _, op := range ops {
+		if !op.IsPut() && !op.IsDelete() || len(op.RangeBytes()) > 0 {
+			return false
+		}
+		k := string(op.KeyBytes())
+		if _, dup := seen[k]; dup {
+			return false
+		}
+		seen[k] = struct{}{}
+	}
+	return true
+}
+
+// commitParts commits each part in its own transaction, width at a time;
+// after an error no further part starts.
+func (s *Store) commitParts(ctx context.Context, parts [][]clientv3.Op, width int) error {
+	if width <= 1 {
+		for _, p := range parts {
+			if _, err := s.cli.Txn(ctx).Then(p...).Commit(); err != nil {
+				return unavailable(err)
+			}
+		}
+		return nil
+	}
+	var (
+		mu    sync.Mutex
+		first error
+		next  int
+		wg    sync.WaitGroup
+	)
+	take := func() ([]clientv3.Op, bool) {
+		mu.Lock()
+		defer mu.Unlock()
+		if first != nil || next == len(parts) {
+			return nil, false
+		}
+		next++
+		return parts[next-1], true
+	}
+	for w := 0; w < min(width, len(parts)); w++ {
+		wg.Go(func() {
+			for p, ok := take(); ok; p, ok = take() {
+				if _, err := s.cli.Txn(ctx).Then(p...).Commit(); err != nil {
+					mu.Lock()
+					if first == nil {
+						first = unavailable(err)
+					}
+					mu.Unlock()
+				}
+			}
+		})
+	}
+	wg.Wait()
+	return first
 }
 
 // Watch sends the store revision after every change under the prefix until
