@@ -9,6 +9,7 @@ import (
 	"slices"
 	"sort"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -284,5 +285,57 @@ func BenchmarkSortTasks1M(b *testing.B) {
 		copy(tasks, base)
 		b.StartTimer()
 		SortTasks(tasks)
+	}
+}
+
+func TestCommitWaitsForAWriteSlot(t *testing.T) {
+	s := newTestStore(t)
+	for i := 0; i < maxWritesInFlight; i++ {
+		s.writes <- struct{}{}
+	}
+	txn := &Txn{}
+	txn.PutRaw(Prefix+"slot", "x")
+	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	defer cancel()
+	if err := s.Commit(ctx, txn); !errors.Is(err, api.ErrUnavailable) {
+		t.Fatalf("commit with every slot taken: %v, want unavailable once its context ends", err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- s.Commit(context.Background(), txn) }()
+	select {
+	case err := <-done:
+		t.Fatalf("commit went through with every slot taken: %v", err)
+	case <-time.After(50 * time.Millisecond):
+	}
+	<-s.writes
+	if err := <-done; err != nil {
+		t.Fatalf("commit after a slot was freed: %v", err)
+	}
+	for i := 1; i < maxWritesInFlight; i++ {
+		<-s.writes
+	}
+	if b, err := s.GetRaw(context.Background(), Prefix+"slot"); err != nil || string(b) != "x" {
+		t.Errorf("written value: %q, %v", b, err)
+	}
+
+	// More writers than slots all get through.
+	var wg sync.WaitGroup
+	errs := make(chan error, 2*maxWritesInFlight)
+	for i := 0; i < 2*maxWritesInFlight; i++ {
+		wg.Go(func() {
+			txn := &Txn{}
+			txn.PutRaw(fmt.Sprintf("%smany/%d", Prefix, i), "x")
+			errs <- s.Commit(context.Background(), txn)
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	if len(s.writes) != 0 {
+		t.Errorf("%d write slots still taken", len(s.writes))
 	}
 }

@@ -128,13 +128,20 @@ func (d *Driver) Start(ctx context.Context, spec runtime.ContainerSpec) (runtime
 	r.mu.Unlock()
 
 	if err := sleep(ctx, b.StartLatency); err != nil {
-		// A start cut short leaves nothing behind, as a failed one does.
+		// A start cut short leaves nothing behind, as a failed one does;
+		// whoever waits on it learns that it never ran.
+		err = fmt.Errorf("starting container %s: %w", spec.ID, err)
 		r.mu.Lock()
 		if cur := r.containers[spec.ID]; cur == c {
 			delete(r.containers, spec.ID)
+			for _, w := range c.waiters {
+				w.ch <- runtime.ExitStatus{Code: -1, Err: err}
+				close(w.ch)
+			}
+			c.waiters = nil
 		}
 		r.mu.Unlock()
-		return runtime.Status{}, fmt.Errorf("starting container %s: %w", spec.ID, err)
+		return runtime.Status{}, err
 	}
 
 	r.mu.Lock()
@@ -216,8 +223,8 @@ func (d *Driver) Stop(ctx context.Context, id string, sig string, grace time.Dur
 		t := time.NewTimer(grace)
 		defer t.Stop()
 		select {
-		case <-exited:
-			return nil
+		case es := <-exited:
+			return es.Err // nil, or ErrClosed when this driver closed meanwhile
 		case <-t.C:
 		case <-ctx.Done():
 			return fmt.Errorf("stopping container %s: %w", id, ctx.Err())

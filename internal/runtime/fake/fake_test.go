@@ -619,3 +619,25 @@ func TestConcurrent(t *testing.T) {
 		t.Errorf("%d containers left, want %d", n, workers*each*3/4)
 	}
 }
+
+func TestWaitOnAStartCutShort(t *testing.T) {
+	ctx := ctxT(t)
+	d := New(Options{Script: Script{Default: Behavior{StartLatency: time.Second}}}).Driver()
+	sctx, cancel := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { _, err := d.Start(sctx, spec("c", "app")); done <- err }()
+	var ch <-chan runtime.ExitStatus
+	for ch == nil {
+		if c, err := d.Wait(ctx, "c"); err == nil {
+			ch = c
+		}
+		time.Sleep(time.Millisecond)
+	}
+	cancel()
+	if err := <-done; !errors.Is(err, context.Canceled) {
+		t.Fatalf("Start: %v", err)
+	}
+	if es := waitExit(t, ch); es.Err == nil {
+		t.Errorf("Wait on a container whose start was cut short: %+v, want an error", es)
+	}
+}

@@ -39,7 +39,11 @@ type controlPlane struct {
 	httpSrv *http.Server
 
 	stopController context.CancelFunc
-	controllerDone chan error
+	// controllerDone is closed when RunController returns, with its error
+	// in controllerErr: a server whose controller stops (it lost its
+	// leader lease) is broken, and drover server exits on it.
+	controllerDone chan struct{}
+	controllerErr  error
 }
 
 func startControlPlane(ctx context.Context, cfg config) (*controlPlane, error) {
@@ -82,8 +86,11 @@ func startControlPlane(ctx context.Context, cfg config) (*controlPlane, error) {
 
 	cctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	cp.stopController = cancel
-	cp.controllerDone = make(chan error, 1)
-	go func() { cp.controllerDone <- cp.srv.RunController(cctx, "sim-server") }()
+	cp.controllerDone = make(chan struct{})
+	go func() {
+		cp.controllerErr = cp.srv.RunController(cctx, "sim-server")
+		close(cp.controllerDone)
+	}()
 	return cp, nil
 }
 

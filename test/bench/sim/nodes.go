@@ -21,6 +21,8 @@ type fleet struct {
 	byID  map[string]*simNode
 	want  int64 // tasks that must run for convergence
 	start time.Time
+	// ctx bounds the nodes' work; set before they get tasks.
+	ctx context.Context
 
 	placed     atomic.Int64 // tasks handed to a node, first time each
 	running    atomic.Int64 // tasks whose running report the server took, still running
@@ -38,7 +40,7 @@ type fleet struct {
 }
 
 func newFleet(cfg config, sapi serverAPI) *fleet {
-	f := &fleet{cfg: cfg, api: sapi, byID: map[string]*simNode{}, want: int64(cfg.tasks), converged: make(chan struct{})}
+	f := &fleet{cfg: cfg, api: sapi, byID: map[string]*simNode{}, want: int64(cfg.tasks), converged: make(chan struct{}), ctx: context.Background()}
 	script := fake.Script{Default: fake.Behavior{StartLatency: cfg.startLatency, PullLatency: cfg.pullLatency}}
 	for i := 0; i < cfg.nodes; i++ {
 		n := &simNode{f: f, id: fmt.Sprintf("node-%05d", i), host: fmt.Sprintf("sim-%05d", i), tasks: map[string]*simTask{}}
@@ -148,11 +150,15 @@ type simNode struct {
 // simTask is what a node keeps of one task: what is asked of it and what
 // it last told the server.
 type simTask struct {
-	info     taskInfo
-	queued   bool
-	reported api.TaskStatus
-	counted  bool // in fleet.running
-	gone     bool // the server deleted it
+	info   taskInfo
+	queued bool
+	// busy is set while a worker steps the task; a change meanwhile marks
+	// it dirty, and that worker steps it again: one step at a time per
+	// task, as the agent's worker does.
+	busy, dirty bool
+	reported    api.TaskStatus
+	counted     bool // in fleet.running
+	gone        bool // the server deleted it
 }
 
 // assign takes the latest version of a task, as the agent's apply does:
@@ -190,11 +196,15 @@ func (n *simNode) exited(id string, _ runtime.ExitStatus) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	if t := n.tasks[id]; t != nil && t.info.DesiredState == api.DesiredRunning {
-		n.enqueueLocked(context.Background(), t)
+		n.enqueueLocked(n.f.ctx, t)
 	}
 }
 
 func (n *simNode) enqueueLocked(ctx context.Context, t *simTask) {
+	if t.busy {
+		t.dirty = true
+		return
+	}
 	if t.queued {
 		return
 	}
@@ -217,10 +227,19 @@ func (n *simNode) work(ctx context.Context) {
 		t := n.queue[0]
 		n.queue[0] = nil
 		n.queue = n.queue[1:]
-		t.queued = false
-		info := t.info
+		t.queued, t.busy = false, true
+		for {
+			info := t.info
+			n.mu.Unlock()
+			n.step(ctx, t, info)
+			n.mu.Lock()
+			if !t.dirty || ctx.Err() != nil {
+				break
+			}
+			t.dirty = false
+		}
+		t.busy = false
 		n.mu.Unlock()
-		n.step(ctx, t, info)
 	}
 }
 

@@ -95,6 +95,7 @@ func run(ctx context.Context, cfg config, memProfile string) (*result, error) {
 	go smp.run(ctx, 200*time.Millisecond)
 
 	f := newFleet(cfg, cp.api)
+	f.ctx = ctx
 	if err := f.register(ctx); err != nil {
 		return nil, err
 	}
@@ -109,19 +110,21 @@ func run(ctx context.Context, cfg config, memProfile string) (*result, error) {
 	if err != nil {
 		return nil, err
 	}
-	asg := newAssigner(f, cp.emb.Client)
-	go asg.run(ctx, head.Header.Revision)
 	res.Setup = time.Since(setupStart)
 	cfg.log.Info("nodes registered; deploying", "nodes", cfg.nodes, "setup", res.Setup)
 
 	f.start = time.Now()
+	// The watch starts at the revision before the deploy, so it misses
+	// nothing however late its goroutine runs.
+	asg := newAssigner(f, cp.emb.Client)
+	go asg.run(ctx, head.Header.Revision)
 	if _, err := cp.api.Deploy(ctx, stackSpec(cfg), deployOptions); err != nil {
 		return nil, fmt.Errorf("deploy: %w", err)
 	}
 	res.DeployCall = time.Since(f.start)
 
 	waitCtx, cancelWait := context.WithTimeout(ctx, cfg.timeout)
-	waitErr := waitConverged(waitCtx, cfg, f, &smp)
+	waitErr := waitConverged(waitCtx, cfg, f, &smp, cp)
 	cancelWait()
 	if cfg.converged != nil {
 		cfg.converged()
@@ -213,7 +216,7 @@ func waitLeader(ctx context.Context, cli *clientv3.Client) error {
 
 // waitConverged waits for every task to be reported running, printing
 // progress.
-func waitConverged(ctx context.Context, cfg config, f *fleet, smp *sampler) error {
+func waitConverged(ctx context.Context, cfg config, f *fleet, smp *sampler, cp *controlPlane) error {
 	var tick <-chan time.Time
 	if cfg.progress > 0 {
 		t := time.NewTicker(cfg.progress)
@@ -225,6 +228,8 @@ func waitConverged(ctx context.Context, cfg config, f *fleet, smp *sampler) erro
 		select {
 		case <-f.converged:
 			return nil
+		case <-cp.controllerDone:
+			return fmt.Errorf("the controller stopped with %d of %d placed, %d running: %v", f.placed.Load(), cfg.tasks, f.running.Load(), cp.controllerErr)
 		case <-ctx.Done():
 			if errors.Is(ctx.Err(), context.DeadlineExceeded) {
 				return fmt.Errorf("not converged after %s: %d of %d placed, %d running", cfg.timeout, f.placed.Load(), cfg.tasks, f.running.Load())
