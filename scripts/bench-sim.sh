@@ -8,7 +8,7 @@
 # Needs Go only: no root, containerd or network. Extra arguments go to the
 # program, e.g.:
 #   ./scripts/bench-sim.sh                                   # 100,000 tasks on 1,000 nodes
-#   ./scripts/bench-sim.sh -nodes 5000 -tasks 1000000 -reports running -timeout 90m
+#   GOMEMLIMIT=10GiB ./scripts/bench-sim.sh -nodes 5000 -tasks 1000000 -timeout 60m
 #   ./scripts/bench-sim.sh -nodes 50 -tasks 2000 -services 20  # a quick look
 set -euo pipefail
 

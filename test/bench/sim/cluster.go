@@ -49,7 +49,9 @@ type controlPlane struct {
 func startControlPlane(ctx context.Context, cfg config) (*controlPlane, error) {
 	cp := &controlPlane{dir: cfg.dataDir}
 	if cp.dir == "" {
-		d, err := os.MkdirTemp("", "drover-sim-")
+		// Not "drover-...": test harnesses clean up those, and etcd exits
+		// at once when its files go.
+		d, err := os.MkdirTemp("", "simulation-etcd-")
 		if err != nil {
 			return nil, err
 		}
