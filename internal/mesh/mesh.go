@@ -1,6 +1,7 @@
 package mesh
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -9,8 +10,10 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -152,17 +155,24 @@ type Client struct {
 	Tunnel string // passed to the process (see Process.Tunnel)
 	Logger *slog.Logger
 
-	mu sync.Mutex
+	mu   sync.Mutex
+	once sync.Once
+	hc   *http.Client
 }
 
+// http is the client of the mesh process's socket, made once so that its
+// connection is reused rather than one left open per call.
 func (c *Client) http() *http.Client {
-	sock := filepath.Join(c.Dir, socketName)
-	return &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{
-		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
-			var d net.Dialer
-			return d.DialContext(ctx, "unix", sock)
-		},
-	}}
+	c.once.Do(func() {
+		sock := filepath.Join(c.Dir, socketName)
+		c.hc = &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{
+			DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+				var d net.Dialer
+				return d.DialContext(ctx, "unix", sock)
+			},
+		}}
+	})
+	return c.hc
 }
 
 // Sync hands cfg to the mesh process and returns the ports it could not
@@ -186,7 +196,7 @@ func (c *Client) Sync(ctx context.Context, cfg Config) ([]string, error) {
 }
 
 func (c *Client) put(ctx context.Context, body []byte) ([]string, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodPut, "http://mesh/v1/config", bytesReader(body))
+	req, err := http.NewRequestWithContext(ctx, http.MethodPut, "http://mesh/v1/config", bytes.NewReader(body))
 	if err != nil {
 		return nil, err
 	}
@@ -236,7 +246,7 @@ func (c *Client) start(ctx context.Context) error {
 	if c.Tunnel != "" {
 		args = append(args, "--tunnel", c.Tunnel)
 	}
-	cmd := execCommand(c.Binary, args...)
+	cmd := exec.Command(c.Binary, args...)
 	cmd.Stdout, cmd.Stderr = logf, logf
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
 	if err := cmd.Start(); err != nil {
@@ -274,7 +284,7 @@ func StopOwn(dir string) error {
 	if err != nil {
 		return nil
 	}
-	pid, err := strconv.Atoi(string(trimSpace(b)))
+	pid, err := strconv.Atoi(strings.TrimSpace(string(b)))
 	if err != nil || pid <= 0 || !isMesh(pid, dir) {
 		_ = os.Remove(filepath.Join(dir, pidName))
 		return nil
@@ -304,4 +314,11 @@ func isMesh(pid int, dir string) bool {
 		}
 	}
 	return false
+}
+
+func splitNUL(b []byte) []string { return strings.Split(strings.TrimRight(string(b), "\x00"), "\x00") }
+
+func lastLine(b []byte) string {
+	lines := strings.Split(strings.TrimSpace(string(b)), "\n")
+	return lines[len(lines)-1]
 }

@@ -14,6 +14,7 @@ import (
 
 	"github.com/drover-org/drover/api"
 	"github.com/drover-org/drover/internal/imagebuild"
+	"github.com/drover-org/drover/internal/testenv"
 	"github.com/drover-org/drover/test/harness"
 )
 
@@ -145,7 +146,7 @@ func TestImageFetchResumesAfterCut(t *testing.T) {
 	// Slow h2's downloads to about 10 MB/s, so the cut lands mid-way.
 	h2 := dc.c.Host("h2")
 	if out, err := exec.Command("tc", "qdisc", "add", "dev", h2.Link, "root", "tbf", "rate", "80mbit", "burst", "64kb", "latency", "400ms").CombinedOutput(); err != nil {
-		t.Skipf("tc tbf: %v: %s", err, out)
+		testenv.Missing(t, "tc tbf (iproute2's traffic control, to slow the link): %v: %s", err, out)
 	}
 	t.Cleanup(func() { _ = exec.Command("tc", "qdisc", "del", "dev", h2.Link, "root").Run() })
 

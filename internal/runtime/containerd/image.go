@@ -19,18 +19,13 @@ import (
 	"github.com/containerd/errdefs"
 	"github.com/distribution/reference"
 
+	"github.com/drover-org/drover/internal/content"
 	"github.com/drover-org/drover/internal/runtime"
 )
 
-// normalizeRef gives the full name containerd stores an image under:
-// "busybox" -> "docker.io/library/busybox:latest".
-func normalizeRef(ref string) (string, error) {
-	named, err := reference.ParseDockerRef(ref)
-	if err != nil {
-		return "", fmt.Errorf("image %q: not a valid image reference: %w", ref, err)
-	}
-	return named.String(), nil
-}
+// normalizeRef gives the full name an image is kept under, the same
+// everywhere: "busybox" -> "docker.io/library/busybox:latest".
+var normalizeRef = content.NormalizeName
 
 // notPulledError says an image is neither local nor pullable. It is a
 // runtime.ErrNotFound and keeps the pull's error.

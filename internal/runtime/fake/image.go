@@ -13,21 +13,14 @@ import (
 	"sort"
 	"strings"
 
-	"github.com/distribution/reference"
-
 	"github.com/drover-org/drover/api"
+	"github.com/drover-org/drover/internal/content"
 	"github.com/drover-org/drover/internal/runtime"
 )
 
-// normalizeRef gives the name an image is kept under, as containerd's
-// driver does: "busybox" -> "docker.io/library/busybox:latest".
-func normalizeRef(ref string) (string, error) {
-	named, err := reference.ParseDockerRef(ref)
-	if err != nil {
-		return "", fmt.Errorf("image %q: not a valid image reference: %w", ref, err)
-	}
-	return named.String(), nil
-}
+// normalizeRef gives the full name an image is kept under, the same
+// everywhere: "busybox" -> "docker.io/library/busybox:latest".
+var normalizeRef = content.NormalizeName
 
 // newImage makes the record of an image; its digest is made from its name
 // so that the same image always has the same one.
