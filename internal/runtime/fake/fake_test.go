@@ -217,6 +217,10 @@ func TestExitAfter(t *testing.T) {
 	if es := waitExit(t, ch); es.Code != 3 || es.ExitedAt.IsZero() {
 		t.Errorf("scripted exit: %+v, want code 3", es)
 	}
+	// OnExit runs after the waiters are told (outside the driver's lock).
+	for deadline := time.Now().Add(5 * time.Second); exits.Load() == 0 && time.Now().Before(deadline); {
+		time.Sleep(time.Millisecond)
+	}
 	if exits.Load() != 1 || lastCode.Load() != 3 {
 		t.Errorf("OnExit called %d times (last code %d), want once with 3", exits.Load(), lastCode.Load())
 	}
