@@ -334,9 +334,14 @@ func (s *Server) cleanup() {
 				_ = m.Detach(ctx, req)
 			}
 		}
+		// Only this server's own networks (those with a list in its state
+		// directory): other drv- bridges on the host belong to tests of
+		// other packages running at the same time.
 		if nets, err := m.Networks(); err == nil {
 			for _, n := range nets {
-				_ = m.RemoveNetwork(ctx, n)
+				if n.Name != "" {
+					_ = m.RemoveNetwork(ctx, n)
+				}
 			}
 		}
 	}
