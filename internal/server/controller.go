@@ -120,7 +120,17 @@ func (s *Server) ReconcileOnce(ctx context.Context) (time.Time, error) {
 		byID[t.ID] = t
 	}
 	if s.cluster != nil {
-		leaseForPlacements(snap, &act, byID, txn)
+		// The slices first, in a guarded write of their own: a guarded
+		// write cannot be split, and the tasks of a large pass can be
+		// more than one write holds. A slice leased for a task whose
+		// write then fails stays with its node, as a used one does.
+		leases := &store.Txn{}
+		leaseForPlacements(snap, &act, byID, leases)
+		if leases.Len() > 0 {
+			if err := s.store.Commit(ctx, leases); err != nil {
+				return time.Time{}, fmt.Errorf("lease network slices: %w", err)
+			}
+		}
 	}
 	put := func(t api.Task) {
 		t.Status = api.TaskStatus{} // the agent's, kept under its own key

@@ -183,14 +183,19 @@ func writeJSON(w http.ResponseWriter, status int, v any) { api.WriteJSON(w, stat
 
 func writeError(w http.ResponseWriter, err error) { api.WriteError(w, err) }
 
+// maxBody bounds a request body. It is above what one write to the store
+// may hold (a project's secrets travel base64-encoded), so a project too
+// large is refused by the deploy, which says why, rather than here.
+const maxBody = 64 << 20
+
 // decodeBody reads a JSON request body into v, refusing unknown fields.
 func decodeBody(r *http.Request, v any) error {
-	dec := json.NewDecoder(http.MaxBytesReader(nil, r.Body, 16<<20))
+	dec := json.NewDecoder(http.MaxBytesReader(nil, r.Body, maxBody))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
 		var mbe *http.MaxBytesError
 		if errors.As(err, &mbe) {
-			return api.Errorf(api.ErrInvalid, "request body is larger than %d bytes", mbe.Limit)
+			return api.Errorf(api.ErrInvalid, "request body is larger than %d MiB", mbe.Limit>>20)
 		}
 		return api.Errorf(api.ErrInvalid, "request body: %v", err)
 	}

@@ -71,6 +71,9 @@ func (s *Server) Deploy(ctx context.Context, spec api.StackSpec, opts DeployOpti
 		if errors.Is(err, api.ErrConflict) && attempt < 5 {
 			continue
 		}
+		if errors.Is(err, api.ErrInvalid) {
+			return api.DeployResult{}, api.Errorf(api.ErrInvalid, "project %q is too large to deploy in one piece (%d services, %d secrets and configs): %v; nothing was deployed", spec.Name, len(spec.Services), len(spec.Secrets)+len(spec.Configs), err)
+		}
 		if err != nil {
 			return api.DeployResult{}, err
 		}

@@ -54,6 +54,8 @@ func StartEmbedded(ctx context.Context, dir string, log *slog.Logger) (*Embedded
 	cfg.AutoCompactionMode = embed.CompactorModeRevision
 	cfg.AutoCompactionRetention = "10000"
 	cfg.QuotaBackendBytes = 4 << 30
+	cfg.MaxTxnOps = MaxTxnOps
+	cfg.MaxRequestBytes = MaxRequestBytes
 
 	e, err := embed.StartEtcd(cfg)
 	if err != nil {

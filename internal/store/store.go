@@ -367,8 +367,45 @@ func (t *Txn) Exists(key string) {
 // Len is the number of writes.
 func (t *Txn) Len() int { return len(t.ops) }
 
-// maxOps stays under etcd's default limit of 128 operations a transaction.
+// maxOps stays under etcd's default limit of 128 operations a transaction,
+// for the parts of a split batch.
 const maxOps = 120
+
+// MaxTxnOps and MaxRequestBytes are what one transaction may hold: the
+// embedded member is started with them (etcd's defaults, 128 operations
+// and 1.5 MiB, are too small for one all-or-nothing deploy of a project of
+// a few hundred services or with a large secret). A guarded transaction
+// beyond them is refused before it is sent, with ErrInvalid.
+const (
+	MaxTxnOps       = 16384
+	MaxRequestBytes = 32 << 20
+)
+
+// txnOverhead is room left in MaxRequestBytes for the request's framing.
+const txnOverhead = 64 << 10
+
+// Size is the bytes of keys and values the transaction writes.
+func (t *Txn) Size() int {
+	n := 0
+	for _, op := range t.ops {
+		n += len(op.KeyBytes()) + len(op.ValueBytes())
+	}
+	for _, c := range t.cmps {
+		n += len(c.KeyBytes())
+	}
+	return n
+}
+
+// checkSize refuses a transaction that etcd would refuse as too large.
+func (t *Txn) checkSize() error {
+	if len(t.ops) > MaxTxnOps || len(t.cmps) > MaxTxnOps {
+		return api.Errorf(api.ErrInvalid, "%d writes and %d checks in one change, over the limit of %d", len(t.ops), len(t.cmps), MaxTxnOps)
+	}
+	if n := t.Size(); n > MaxRequestBytes-txnOverhead {
+		return api.Errorf(api.ErrInvalid, "%.1f MiB in one change, over the limit of %d MiB", float64(n)/(1<<20), (MaxRequestBytes-txnOverhead)>>20)
+	}
+	return nil
+}
 
 // commitWidth is how many parts of a split batch are in flight at once.
 // etcd batches concurrent proposals into one raft round and one WAL sync,
@@ -393,6 +430,9 @@ func (s *Store) Commit(ctx context.Context, t *Txn) error {
 			width = 1 // a key written twice: keep the order of the writes
 		}
 		return s.commitParts(ctx, parts, width)
+	}
+	if err := t.checkSize(); err != nil {
+		return err
 	}
 	resp, err := s.commitTxn(ctx, t.cmps, t.ops)
 	if err != nil {
