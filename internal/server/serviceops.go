@@ -35,6 +35,14 @@ func (s *Server) serviceOp(w http.ResponseWriter, r *http.Request) {
 			sv.Stopped = true
 		case "start":
 			sv.Stopped = false
+			// Containers that ended (and stay ended by their restart
+			// policy) start again, as with Compose.
+			snap, err := s.store.Snapshot(ctx)
+			if err != nil {
+				writeError(w, err)
+				return
+			}
+			retireEnded(snap, stack, name, txn)
 		case "restart":
 			sv.Version++
 			sv.Stopped = false

@@ -183,6 +183,12 @@ func (s *Server) planDeploy(snap *store.Snapshot, spec api.StackSpec, opts Deplo
 		old, ok := existing[sp.Name]
 		delete(existing, sp.Name)
 		if ok && sameSpec(old.Spec, sp) && !opts.ForceRecreate && !(old.Stopped && !opts.NoStart) {
+			if !old.Stopped && !opts.NoStart {
+				// As Compose's up starts a container that stopped: a
+				// task that ended, and that its restart policy leaves
+				// ended (a failed pull, a finished job), is replaced.
+				retireEnded(snap, spec.Name, sp.Name, txn)
+			}
 			res.Services = append(res.Services, old)
 			continue
 		}
@@ -217,6 +223,26 @@ func (s *Server) planDeploy(snap *store.Snapshot, spec api.StackSpec, opts Deplo
 	}
 	sort.Strings(res.Orphans)
 	return txn, res, nil
+}
+
+// retireEnded retires the ended tasks of a service that are still meant to
+// run, guarded by what was read, so the controller starts new ones in
+// their slots at once (a retired task carries no restart back-off).
+func retireEnded(snap *store.Snapshot, stack, service string, txn *store.Txn) int {
+	n := 0
+	for _, t := range snap.Tasks {
+		if t.Stack != stack || t.Service != service || t.DesiredState != api.DesiredRunning ||
+			(t.Status.State != api.StateExited && t.Status.State != api.StateFailed) {
+			continue
+		}
+		key := store.TaskKey(t.ID)
+		t.DesiredState = api.DesiredShutdown
+		t.Status = api.TaskStatus{} // the agent's, under its own key
+		txn.Unchanged(key, snap.ModRevisions[key])
+		txn.Put(key, t)
+		n++
+	}
+	return n
 }
 
 func withDigests(refs []api.FileRef, digests map[string]string, kind string) []api.FileRef {

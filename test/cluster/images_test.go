@@ -128,19 +128,7 @@ func TestImageFetchResumesAfterCut(t *testing.T) {
 	// A grace longer than the cut, so the task stays on h2.
 	dc := startCluster(t, 2, "--node-grace", "60s")
 	const size = 50 << 20
-	img, err := imagebuild.Build(imagebuild.Options{Padding: size})
-	if err != nil {
-		t.Fatal(err)
-	}
-	archive := filepath.Join(t.TempDir(), "big.tar")
-	f, err := os.Create(archive)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := imagebuild.WriteOCIArchive(f, img, "drover.local/big:latest"); err != nil {
-		t.Fatal(err)
-	}
-	f.Close()
+	archive := harness.ImageArchive(t, "drover.local/big:latest", imagebuild.Options{Padding: size})
 	dc.must("", "image", "load", "-i", archive)
 
 	// Slow h2's downloads to about 10 MB/s, so the cut lands mid-way.

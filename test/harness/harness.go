@@ -417,3 +417,26 @@ func RemoveBinaries() {
 		_ = os.RemoveAll(buildDir)
 	}
 }
+
+// ImageArchive builds a busybox image with opts and writes it, tagged ref,
+// as an OCI archive in a temporary directory of t; it returns the path.
+func ImageArchive(t testing.TB, ref string, opts imagebuild.Options) string {
+	t.Helper()
+	img, err := imagebuild.Build(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(t.TempDir(), "image.tar")
+	f, err := os.Create(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := imagebuild.WriteOCIArchive(f, img, ref); err != nil {
+		f.Close()
+		t.Fatal(err)
+	}
+	if err := f.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}

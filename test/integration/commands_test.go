@@ -120,6 +120,11 @@ services:
 		}
 		return false
 	})
+	// start brings back containers that exited, as Compose's does.
+	s.MustDrover(dir, "start", "web")
+	if n := len(s.PS(dir, "web")); n != 2 {
+		t.Errorf("after start of the killed web, ps shows %d running, want 2", n)
+	}
 
 	// run: a one-off container, its output, its exit code, --rm.
 	out, err = s.DroverIn(dir, "run", "--rm", "-e", "W=world", "web", "sh", "-c", "echo hello $W; exit 3")
