@@ -184,6 +184,9 @@ func (a *Agent) fetchImage(ctx context.Context, t api.Task, f *content.Fetcher, 
 		})
 	stopReports()
 	<-reported
+	if errors.Is(err, api.ErrInvalid) {
+		return fmt.Errorf("fetching image %s from the server: %w (the server's copy is damaged: load the image again with `drover image load`, then `drover up`)", rec.Name, err)
+	}
 	if err != nil {
 		return fmt.Errorf("fetching image %s from the server: %w", rec.Name, err)
 	}

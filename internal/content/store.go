@@ -157,14 +157,15 @@ func (s *Store) readBlob(d digest.Digest, limit int64) ([]byte, error) {
 // Put writes a blob of the given digest and size from r. The content is
 // checked before it becomes visible: a wrong size or digest gives an error
 // wrapping api.ErrInvalid and leaves nothing behind. A blob already present
-// is kept and r is not read.
+// is checked: kept if intact (and r is not read), replaced from r if its
+// file was damaged on disk, so loading an image again repairs it.
 func (s *Store) Put(d digest.Digest, size int64, r io.Reader) error {
 	if err := checkBlob(d, size); err != nil {
 		return err
 	}
 	release := s.hold()
 	defer release()
-	if s.Has(d) {
+	if s.Has(d) && s.intact(d, size) {
 		return nil
 	}
 	f, err := os.CreateTemp(filepath.Join(s.dir, "tmp"), "put-")
@@ -197,6 +198,23 @@ func (s *Store) Put(d digest.Digest, size int64, r io.Reader) error {
 	}
 	committing = true
 	return s.commit(f, s.blobPath(d))
+}
+
+// intact reports whether the blob's file has its size and digest.
+func (s *Store) intact(d digest.Digest, size int64) bool {
+	f, n, err := s.Open(d)
+	if err != nil {
+		return false
+	}
+	defer f.Close()
+	if n != size {
+		return false
+	}
+	h := d.Algorithm().Hash()
+	if _, err := io.Copy(h, f); err != nil {
+		return false
+	}
+	return digest.NewDigest(d.Algorithm(), h) == d
 }
 
 func mismatch(want, actual digest.Digest) error {

@@ -518,3 +518,23 @@ func TestGCLeavesHeldAndFreshWork(t *testing.T) {
 
 // flockNB locks f as a Writer of another process would.
 func flockNB(f *os.File) error { return unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB) }
+
+// A blob damaged on disk (same size, other bytes) is replaced by the next
+// Put of its content instead of being kept.
+func TestPutRepairsDamagedBlob(t *testing.T) {
+	st := newStore(t)
+	data := randomBytes(50_000, 7)
+	d := putT(t, st, data)
+	path := filepath.Join(st.Dir(), "blobs", string(d.Algorithm()), d.Encoded())
+	damaged := bytes.Clone(data)
+	damaged[25_000] ^= 0xff
+	if err := os.WriteFile(path, damaged, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := st.Put(d, int64(len(data)), bytes.NewReader(data)); err != nil {
+		t.Fatalf("Put over a damaged blob: %v", err)
+	}
+	if got := readAllBlob(t, st, d); !bytes.Equal(got, data) {
+		t.Fatal("the damaged blob was kept")
+	}
+}

@@ -260,3 +260,68 @@ func partialBytes(dir string) int64 {
 	})
 	return n
 }
+
+// A layer damaged in the server's content store is refused by digest on
+// the node that fetches it: the task fails naming the blob and saying what
+// to do, `ps` shows it, and the node keeps nothing of it. Loading the
+// image again repairs the store, and `up` then runs the task.
+func TestCorruptBlobRefused(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds drover and runs containers on two hosts")
+	}
+	dc := startCluster(t, 2)
+	blobs := filepath.Join(dc.dir, "data", "content", "blobs", "sha256")
+	entries, err := os.ReadDir(blobs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var layer string
+	var largest int64
+	for _, e := range entries {
+		if fi, err := e.Info(); err == nil && fi.Size() > largest {
+			layer, largest = e.Name(), fi.Size()
+		}
+	}
+	path := filepath.Join(blobs, layer)
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	data[len(data)/2] ^= 0xff
+	if err := os.WriteFile(path, data, 0o600); err != nil {
+		t.Fatal(err)
+	}
+
+	proj := harness.WriteProject(t, "corrupt", fmt.Sprintf(`
+services:
+  web:
+    image: %s
+    command: ["sleep", "3600"]
+    stop_grace_period: 1s
+    deploy:
+      placement:
+        constraints: [node.hostname==h2]
+`, harness.Image))
+	t.Cleanup(func() { _, _ = dc.drover(proj, "down") })
+	out, err := dc.drover(proj, "up", "-d")
+	if err == nil || !strings.Contains(out, "sha256:"+layer) || !strings.Contains(out, "drover image load") {
+		t.Fatalf("up with a damaged layer on the server: err %v, want a failure naming sha256:%s and what to do:\n%s", err, layer, out)
+	}
+	if out, _ := dc.drover(proj, "ps", "-a", "--format", "json"); !strings.Contains(out, "sha256:"+layer) {
+		t.Fatalf("ps -a does not show the refused blob:\n%s", out)
+	}
+	for _, p := range []string{
+		filepath.Join(dc.agentDir("h2"), "content", "blobs", "sha256", layer),
+		filepath.Join(dc.agentDir("h2"), "content", "ingest", "sha256", layer+".partial"),
+	} {
+		if _, err := os.Stat(p); err == nil {
+			t.Errorf("h2 kept the damaged blob at %s", p)
+		}
+	}
+
+	dc.must("", "image", "load", "-i", dc.archive(t))
+	dc.must(proj, "up", "-d", "--wait", "--wait-timeout", "120s")
+	if run := dc.running("corrupt", "web", "default"); len(run) != 1 {
+		t.Fatalf("after the image was loaded again: running on %v, want h2", run)
+	}
+}
