@@ -2,13 +2,9 @@ package server
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
-	"sort"
 	"strconv"
 	"strings"
 	"time"
@@ -169,22 +165,28 @@ func (s *Server) assignments(w http.ResponseWriter, r *http.Request) {
 	defer cancel()
 
 	watch := s.store.Watch(ctx, 0)
+	rev, err := s.store.Revision(r.Context())
+	if err != nil {
+		writeError(w, err)
+		return
+	}
 	for {
-		snap, err := s.store.Snapshot(r.Context())
+		v, err := s.viewAtLeast(r.Context(), rev)
 		if err != nil {
 			writeError(w, err)
 			return
 		}
-		a := AssignmentsFor(snap, id)
+		a := v.For(id)
 		if a.Token != token {
 			writeJSON(w, http.StatusOK, a)
 			return
 		}
 		select {
-		case _, ok := <-watch:
+		case changed, ok := <-watch:
 			if !ok {
 				watch = nil
 			}
+			rev = max(rev, changed)
 		case <-ctx.Done():
 			writeJSON(w, http.StatusOK, a)
 			return
@@ -198,67 +200,6 @@ func (s *Server) assignments(w http.ResponseWriter, r *http.Request) {
 			}
 		}
 	}
-}
-
-// AssignmentsFor computes what node id is to run and what its DNS needs.
-func AssignmentsFor(snap *store.Snapshot, id string) api.Assignments {
-	a := api.Assignments{Revision: snap.Revision, Tasks: []api.Task{}, Endpoints: []api.Endpoint{}, DeleteVolumes: snap.VolumeDeletes}
-	nets := map[string]bool{}
-	for _, t := range snap.Tasks {
-		if t.NodeID != id {
-			continue
-		}
-		t.Networks = append([]api.Attachment(nil), t.Networks...)
-		a.Tasks = append(a.Tasks, t)
-		if t.DesiredState == api.DesiredRunning {
-			for _, n := range t.Networks {
-				nets[n.Network.FullName] = true
-			}
-		}
-	}
-	for _, t := range snap.Tasks {
-		if t.DesiredState != api.DesiredRunning || t.Status.State != api.StateRunning {
-			continue
-		}
-		for _, n := range t.Networks {
-			ip := t.Status.Addresses[n.Network.FullName]
-			if !nets[n.Network.FullName] || ip == "" {
-				continue
-			}
-			names := []string{t.Name(), t.Hostname()}
-			service := t.Service
-			if h := t.Status.Health; h == api.HealthStarting || h == api.HealthUnhealthy {
-				// Not ready for traffic: the service name and aliases leave
-				// it out; its own names still answer.
-				service = ""
-			} else {
-				names = append(names, n.Aliases...)
-			}
-			a.Endpoints = append(a.Endpoints, api.Endpoint{Network: n.Network.FullName, Service: service, Names: names, IP: ip,
-				IP6: t.Status.Addresses6[n.Network.FullName]})
-		}
-	}
-	a.Overlays = overlaysFor(snap, id, a.Tasks)
-	a.Ingress = ingressPorts(snap)
-	sort.Slice(a.Endpoints, func(i, j int) bool {
-		x, y := a.Endpoints[i], a.Endpoints[j]
-		if x.Network != y.Network {
-			return x.Network < y.Network
-		}
-		return x.IP < y.IP
-	})
-	// The token covers what the agent acts on, not the revision, so
-	// unrelated writes do not wake every agent.
-	b, _ := json.Marshal(struct {
-		T []api.Task
-		E []api.Endpoint
-		V []string
-		O []api.Overlay
-		I []api.IngressPort
-	}{a.Tasks, a.Endpoints, a.DeleteVolumes, a.Overlays, a.Ingress})
-	sum := sha256.Sum256(b)
-	a.Token = hex.EncodeToString(sum[:16])
-	return a
 }
 
 // findNode looks a node up by ID or hostname.

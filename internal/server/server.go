@@ -54,6 +54,12 @@ type Server struct {
 	cluster    *Cluster       // nil: no TCP listener, no joins
 	agentTLS   *tls.Config    // dialing agents over TCP
 	content    *content.Store // images the nodes fetch (SetContentStore)
+
+	views struct { // the agents' shared view of the store (viewAtLeast)
+		mu      sync.Mutex
+		last    *assignView
+		loading chan struct{} // closed when the read in progress ends
+	}
 }
 
 // EnableCluster lets agents join over TCP (see TCPHandler).

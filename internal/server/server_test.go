@@ -16,7 +16,7 @@ import (
 	"github.com/drover-org/drover/internal/store"
 )
 
-func newTestServer(t *testing.T) (*Server, *store.Store) {
+func newTestServer(t testing.TB) (*Server, *store.Store) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()

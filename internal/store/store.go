@@ -82,6 +82,15 @@ type Snapshot struct {
 	SubnetLeases map[string]string // subnet -> "stack/network"
 }
 
+// Revision is the store's current revision, without reading any value.
+func (s *Store) Revision(ctx context.Context) (int64, error) {
+	resp, err := s.cli.Get(ctx, Prefix+"revision", clientv3.WithCountOnly())
+	if err != nil {
+		return 0, unavailable(err)
+	}
+	return resp.Header.Revision, nil
+}
+
 // Snapshot reads everything under the prefix at one revision.
 func (s *Store) Snapshot(ctx context.Context) (*Snapshot, error) {
 	resp, err := s.cli.Get(ctx, Prefix, clientv3.WithPrefix())
