@@ -147,4 +147,16 @@ type RenewRequest struct {
 type JoinToken struct {
 	Token     string `json:"token"`
 	Advertise string `json:"advertise"`
+	// ID names an API token (never its secret), for `drover client
+	// revoke`; empty for the join token.
+	ID string `json:"id,omitempty"`
+}
+
+// ClientToken describes an API token for remote clients; the secret is
+// never kept, only a hash of it.
+type ClientToken struct {
+	ID        string    `json:"id"`
+	Name      string    `json:"name,omitempty"`
+	CreatedAt time.Time `json:"createdAt"`
+	RevokedAt time.Time `json:"revokedAt,omitzero"`
 }

@@ -5,8 +5,11 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"os"
 	"strings"
+	"text/tabwriter"
+	"time"
 
 	"github.com/drover-org/drover/api"
 	"github.com/drover-org/drover/internal/compose"
@@ -69,8 +72,9 @@ func (g *Globals) Client() (*api.Client, error) {
 
 func clientCommand(g *Globals) *cobra.Command {
 	cmd := &cobra.Command{Use: "client", Short: "Manage remote access to this server"}
-	cmd.AddCommand(&cobra.Command{
-		Use:   "token",
+	var name string
+	token := &cobra.Command{
+		Use:   "token [--name NAME]",
 		Short: "Create an API token for the CLI on other machines (DROVER_HOST=tcp://ADDR:PORT DROVER_TOKEN=...)",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -79,11 +83,58 @@ func clientCommand(g *Globals) *cobra.Command {
 				return err
 			}
 			var t api.JoinToken
-			if err := c.Do(cmd.Context(), http.MethodPost, "/v1/cluster/clienttoken", nil, &t); err != nil {
+			if err := c.Do(cmd.Context(), http.MethodPost, "/v1/cluster/clienttoken?name="+url.QueryEscape(name), nil, &t); err != nil {
 				return err
 			}
 			fmt.Fprintln(g.Out, t.Token)
-			fmt.Fprintf(g.Err, "Use it with: DROVER_HOST=tcp://%s DROVER_TOKEN=%s drover ps\n", t.Advertise, t.Token)
+			fmt.Fprintf(g.Err, "Token ID %s (`drover client revoke %s` withdraws it).\nUse it with: DROVER_HOST=tcp://%s DROVER_TOKEN=%s drover ps\n", t.ID, t.ID, t.Advertise, t.Token)
+			return nil
+		},
+	}
+	token.Flags().StringVar(&name, "name", "", "a name to tell the token by in `drover client ls`")
+	cmd.AddCommand(token)
+	cmd.AddCommand(&cobra.Command{
+		Use:     "ls",
+		Aliases: []string{"list"},
+		Short:   "List the API tokens (IDs and names, never secrets)",
+		Args:    cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			c, err := g.Client()
+			if err != nil {
+				return err
+			}
+			var list []api.ClientToken
+			if err := c.Do(cmd.Context(), http.MethodGet, "/v1/cluster/clienttokens", nil, &list); err != nil {
+				return err
+			}
+			tw := tabwriter.NewWriter(g.Out, 0, 4, 3, ' ', 0)
+			fmt.Fprintln(tw, "ID\tNAME\tCREATED\tREVOKED")
+			for _, t := range list {
+				revoked := ""
+				if !t.RevokedAt.IsZero() {
+					revoked = t.RevokedAt.Format(time.RFC3339)
+				}
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", t.ID, t.Name, t.CreatedAt.Format(time.RFC3339), revoked)
+			}
+			return tw.Flush()
+		},
+	})
+	cmd.AddCommand(&cobra.Command{
+		Use:   "revoke ID...",
+		Short: "Revoke API tokens: clients using them are refused from their next call",
+		Args:  cobra.MinimumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := g.Client()
+			if err != nil {
+				return err
+			}
+			for _, id := range args {
+				var t api.ClientToken
+				if err := c.Do(cmd.Context(), http.MethodDelete, "/v1/cluster/clienttokens/"+url.PathEscape(id), nil, &t); err != nil {
+					return err
+				}
+				fmt.Fprintf(g.Out, "Revoked API token %s\n", t.ID)
+			}
 			return nil
 		},
 	})

@@ -2,9 +2,7 @@ package server
 
 import (
 	"context"
-	"crypto/sha256"
 	"crypto/tls"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"net"
@@ -53,9 +51,8 @@ func (s *Server) TCPHandler() http.Handler {
 		// Remote clients (the CLI) carry an API token; agents a node
 		// certificate.
 		if secret, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer "); ok {
-			if !s.apiTokenValid(r.Context(), secret) {
-				writeError(w, &api.Error{Code: "unauthenticated", Status: http.StatusUnauthorized,
-					Message: "the API token is wrong or was revoked: create one with `drover client token` on the server"})
+			if err := s.checkAPIToken(r.Context(), secret); err != nil {
+				writeError(w, err)
 				return
 			}
 			if strings.HasPrefix(r.URL.Path, "/v1/cluster/") {
@@ -68,41 +65,6 @@ func (s *Server) TCPHandler() http.Handler {
 		agents(w, r)
 	})
 	return mux
-}
-
-func apiTokenKey(secret string) string {
-	sum := sha256.Sum256([]byte(secret))
-	return apiTokenPrefix + hex.EncodeToString(sum[:])
-}
-
-func (s *Server) apiTokenValid(ctx context.Context, secret string) bool {
-	if secret == "" {
-		return false
-	}
-	_, err := s.store.GetRaw(ctx, apiTokenKey(secret))
-	return err == nil
-}
-
-// clientToken makes an API token for remote clients (local socket only).
-// Only a hash of its secret is kept.
-func (s *Server) clientToken(w http.ResponseWriter, r *http.Request) {
-	if s.cluster == nil {
-		writeError(w, api.Errorf(api.ErrUnavailable, "this server serves no remote clients: start it with --advertise ADDR:PORT"))
-		return
-	}
-	t, err := pki.NewToken(s.cluster.CA)
-	if err != nil {
-		writeError(w, err)
-		return
-	}
-	txn := &store.Txn{}
-	txn.PutRaw(apiTokenKey(t.Secret), s.cfg.Now().UTC().Format(time.RFC3339))
-	if err := s.store.Commit(r.Context(), txn); err != nil {
-		writeError(w, err)
-		return
-	}
-	s.emit(api.Event{Type: "cluster", Action: "client_token", ID: "cluster"})
-	writeJSON(w, http.StatusOK, api.JoinToken{Token: t.String(), Advertise: s.cluster.Advertise})
 }
 
 func apiForbidden(msg string) error {

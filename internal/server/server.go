@@ -154,6 +154,8 @@ func (s *Server) routes() []route {
 		{"GET /v1/cluster/token", s.tokenHandler},
 		{"POST /v1/cluster/token", s.tokenHandler},
 		{"POST /v1/cluster/clienttoken", s.clientToken},
+		{"GET /v1/cluster/clienttokens", s.clientTokens},
+		{"DELETE /v1/cluster/clienttokens/{id}", s.revokeClientToken},
 		{"POST /v1/nodes/{id}/update", s.updateNode},
 		{"DELETE /v1/nodes/{id}", s.removeNode},
 		{"GET /v1/nodes/{id}/assignments", s.assignments},

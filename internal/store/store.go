@@ -347,6 +347,19 @@ func (s *Store) PutRawTTL(ctx context.Context, key, value string, ttlSeconds int
 	return nil
 }
 
+// ListRaw reads the plain values of every key under prefix, by key.
+func (s *Store) ListRaw(ctx context.Context, prefix string) (map[string][]byte, error) {
+	resp, err := s.cli.Get(ctx, prefix, clientv3.WithPrefix())
+	if err != nil {
+		return nil, unavailable(err)
+	}
+	out := make(map[string][]byte, len(resp.Kvs))
+	for _, kv := range resp.Kvs {
+		out[string(kv.Key)] = kv.Value
+	}
+	return out, nil
+}
+
 // GetRaw reads a plain value; ErrNotFound if absent.
 func (s *Store) GetRaw(ctx context.Context, key string) ([]byte, error) {
 	resp, err := s.cli.Get(ctx, key)

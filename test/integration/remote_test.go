@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"regexp"
 	"strings"
 	"testing"
 
@@ -53,5 +54,30 @@ services:
 	}
 	if out, err := remote(token, "down"); err != nil {
 		t.Errorf("remote down: %v\n%s", err, out)
+	}
+
+	// Tokens are listed by ID and name, and a revoked one is refused
+	// from its next call, saying so; the others keep working.
+	out := s.MustDrover("", "client", "token", "--name", "laptop")
+	laptop := strings.Fields(out)[0]
+	m := regexp.MustCompile(`Token ID ([0-9a-f]{12})`).FindStringSubmatch(out)
+	if m == nil {
+		t.Fatalf("client token does not give the token's ID:\n%s", out)
+	}
+	if out, err := remote(laptop, "ls"); err != nil {
+		t.Fatalf("remote ls with the new token: %v\n%s", err, out)
+	}
+	if ls := s.MustDrover("", "client", "ls"); !regexp.MustCompile(m[1]+`\s+laptop\s`).MatchString(ls) || strings.Contains(ls, laptop) {
+		t.Fatalf("client ls: want %s named laptop, and no secret:\n%s", m[1], ls)
+	}
+	s.MustDrover("", "client", "revoke", m[1])
+	if out, err := remote(laptop, "ls"); err == nil || !strings.Contains(out, "was revoked") {
+		t.Errorf("a revoked token: %v\n%s", err, out)
+	}
+	if out, err := remote(token, "ls"); err != nil {
+		t.Errorf("another token after a revoke: %v\n%s", err, out)
+	}
+	if out, err := remote(token, "client", "revoke", m[1]); err == nil || !strings.Contains(out, "unix socket") {
+		t.Errorf("remote client revoke must be refused: %v\n%s", err, out)
 	}
 }
