@@ -117,21 +117,10 @@ func (s *Server) reportStatus(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	st.UpdatedAt = s.cfg.Now().UTC()
-	var t api.Task
-	_, _ = s.store.Get(r.Context(), store.TaskKey(id), &t)
-	var prev api.TaskStatus
-	_, _ = s.store.Get(r.Context(), store.TaskStatusKey(id), &prev)
-	txn := &store.Txn{}
-	txn.Exists(store.TaskKey(id))
-	txn.Put(store.TaskStatusKey(id), st)
-	if err := s.store.Commit(r.Context(), txn); err != nil {
-		if errors.Is(err, api.ErrConflict) {
-			err = api.Errorf(api.ErrNotFound, "task %s not found", id)
-		}
+	if err := s.submitStatus(r.Context(), id, st); err != nil {
 		writeError(w, err)
 		return
 	}
-	s.statusEvents(t, prev, st)
 	w.WriteHeader(http.StatusNoContent)
 }
 

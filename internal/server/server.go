@@ -48,6 +48,7 @@ type Server struct {
 
 	mu         sync.Mutex
 	heartbeats map[string]time.Time // node ID -> last beat (leader's memory)
+	reports    reportQueue          // task status reports waiting to be written
 	started    time.Time
 	kick       chan struct{} // wakes the controller
 	events     *events.Bus

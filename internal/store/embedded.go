@@ -56,6 +56,12 @@ func StartEmbedded(ctx context.Context, dir string, log *slog.Logger) (*Embedded
 	cfg.QuotaBackendBytes = 4 << 30
 	cfg.MaxTxnOps = MaxTxnOps
 	cfg.MaxRequestBytes = MaxRequestBytes
+	// The raft log is kept in memory until a snapshot trims it. Drover's
+	// writes are batched (task placements, status reports), so entries
+	// are large and few: at etcd's default of 100,000 entries a snapshot
+	// would rarely come and the log would hold every recent write.
+	cfg.SnapshotCount = 10000
+	cfg.SnapshotCatchUpEntries = 1000
 
 	e, err := embed.StartEtcd(cfg)
 	if err != nil {

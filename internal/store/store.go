@@ -360,6 +360,29 @@ func (s *Store) ListRaw(ctx context.Context, prefix string) (map[string][]byte, 
 	return out, nil
 }
 
+// GetRawMany reads the plain values of keys at one revision each part (a
+// thousand keys a transaction); absent keys are left out.
+func (s *Store) GetRawMany(ctx context.Context, keys []string) (map[string][]byte, error) {
+	out := make(map[string][]byte, len(keys))
+	for i := 0; i < len(keys); i += 1000 {
+		part := keys[i:min(i+1000, len(keys))]
+		ops := make([]clientv3.Op, len(part))
+		for j, k := range part {
+			ops[j] = clientv3.OpGet(k)
+		}
+		resp, err := s.cli.Txn(ctx).Then(ops...).Commit()
+		if err != nil {
+			return nil, unavailable(err)
+		}
+		for _, r := range resp.Responses {
+			for _, kv := range r.GetResponseRange().Kvs {
+				out[string(kv.Key)] = kv.Value
+			}
+		}
+	}
+	return out, nil
+}
+
 // GetRaw reads a plain value; ErrNotFound if absent.
 func (s *Store) GetRaw(ctx context.Context, key string) ([]byte, error) {
 	resp, err := s.cli.Get(ctx, key)
