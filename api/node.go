@@ -105,13 +105,17 @@ type Overlay struct {
 	LocalAddr   string        `json:"localAddr"`   // this node's host address
 	LocalSubnet string        `json:"localSubnet"` // this node's slice
 	Peers       []OverlayPeer `json:"peers"`
+	// A dual-stack network's /64 and this node's /80 of it.
+	Subnet6      string `json:"subnet6,omitempty"`
+	LocalSubnet6 string `json:"localSubnet6,omitempty"`
 }
 
 // OverlayPeer is another node's slice of a network.
 type OverlayPeer struct {
-	Node   string `json:"node"`
-	Addr   string `json:"addr"`   // the node's host address
-	Subnet string `json:"subnet"` // its slice
+	Node    string `json:"node"`
+	Addr    string `json:"addr"`              // the node's host address
+	Subnet  string `json:"subnet"`            // its slice
+	Subnet6 string `json:"subnet6,omitempty"` // its /80 of a dual-stack network
 }
 
 // Endpoint is a running task's address on one network, for service

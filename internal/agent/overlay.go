@@ -41,9 +41,9 @@ func (a *Agent) syncOverlays(asg api.Assignments) {
 			continue
 		}
 		ov := network.Overlay{Network: o.Network, Bridge: n.Bridge, Internal: n.Internal, VNI: o.VNI, Subnet: o.Subnet,
-			LocalAddr: o.LocalAddr, LocalSubnet: o.LocalSubnet}
+			LocalAddr: o.LocalAddr, LocalSubnet: o.LocalSubnet, Subnet6: o.Subnet6, LocalSubnet6: o.LocalSubnet6}
 		for _, p := range o.Peers {
-			ov.Peers = append(ov.Peers, network.Peer{Addr: p.Addr, Subnet: p.Subnet})
+			ov.Peers = append(ov.Peers, network.Peer{Addr: p.Addr, Subnet: p.Subnet, Subnet6: p.Subnet6})
 		}
 		want[o.Network] = ov
 	}

@@ -28,7 +28,10 @@ import (
 //   - for every other host's slice: a route "slice via slice.0 dev VXLAN
 //     onlink", a permanent neighbour entry slice.0 -> that host's MAC, and a
 //     forwarding entry MAC -> that host's address. Nothing is learnt or
-//     flooded: what the control plane says is all there is.
+//     flooded: what the control plane says is all there is;
+//   - on a dual-stack network, each host's /80 of the network's /64 the
+//     same way: a route "/80 via its first address dev VXLAN onlink" and
+//     a permanent neighbour entry for that address.
 //
 // Traffic between slices of one network is not masqueraded (a nat rule
 // exempts the network from the bridge plugin's masquerade), so tasks see
@@ -60,12 +63,17 @@ type Overlay struct {
 	LocalAddr   string // this host's address that peers send to
 	LocalSubnet string // this host's slice, e.g. 10.192.3.0/24
 	Peers       []Peer
+	// A dual-stack network's /64 and this host's /80 of it; the peers'
+	// /80s are routed like their IPv4 slices.
+	Subnet6      string
+	LocalSubnet6 string
 }
 
 // Peer is another host's slice of the network.
 type Peer struct {
-	Addr   string // the host's address
-	Subnet string // its slice
+	Addr    string // the host's address
+	Subnet  string // its slice
+	Subnet6 string // its /80, on a dual-stack network
 }
 
 // OverlayDevice is the VXLAN device name of a network (at most 15
@@ -112,6 +120,38 @@ func validateOverlay(o Overlay) (local netip.Addr, subnet, slice netip.Prefix, e
 	return local, subnet, slice.Masked(), nil
 }
 
+// validateOverlay6 checks the IPv6 part of o and returns the network's
+// /64, or an invalid prefix when the network is IPv4 only.
+func validateOverlay6(o Overlay) (netip.Prefix, error) {
+	if o.Subnet6 == "" {
+		return netip.Prefix{}, nil
+	}
+	bad := func(format string, a ...any) error {
+		return fmt.Errorf("overlay of network %q: %s: %w", o.Network, fmt.Sprintf(format, a...), api.ErrInvalid)
+	}
+	subnet, err := netip.ParsePrefix(o.Subnet6)
+	if err != nil || !subnet.Addr().Is6() || subnet.Addr().Is4In6() {
+		return subnet, bad("subnet %q is not an IPv6 prefix", o.Subnet6)
+	}
+	inside := func(s string) (netip.Prefix, bool) {
+		p, err := netip.ParsePrefix(s)
+		return p.Masked(), err == nil && subnet.Contains(p.Addr()) && p.Bits() > subnet.Bits()
+	}
+	local, ok := inside(o.LocalSubnet6)
+	if !ok {
+		return subnet, bad("local IPv6 slice %q is not within %s", o.LocalSubnet6, o.Subnet6)
+	}
+	for _, p := range o.Peers {
+		if p.Subnet6 == "" {
+			continue
+		}
+		if ps, ok := inside(p.Subnet6); !ok || ps.Overlaps(local) {
+			return subnet, bad("peer %s with IPv6 slice %s: want a slice of %s other than ours", p.Addr, p.Subnet6, o.Subnet6)
+		}
+	}
+	return subnet.Masked(), nil
+}
+
 func (m *Manager) overlayDir() string { return filepath.Join(m.stateDir, "overlays") }
 
 // EnsureOverlay creates or updates the network's VXLAN device, its routes
@@ -120,6 +160,10 @@ func (m *Manager) overlayDir() string { return filepath.Join(m.stateDir, "overla
 // idempotent.
 func (m *Manager) EnsureOverlay(o Overlay) error {
 	local, subnet, slice, err := validateOverlay(o)
+	if err != nil {
+		return err
+	}
+	subnet6, err := validateOverlay6(o)
 	if err != nil {
 		return err
 	}
@@ -138,7 +182,7 @@ func (m *Manager) EnsureOverlay(o Overlay) error {
 	if err := m.syncPeers(link, o); err != nil {
 		return fmt.Errorf("overlay of network %q: %w", o.Network, err)
 	}
-	if err := m.ensureOverlayRules(o, dev, subnet); err != nil {
+	if err := m.ensureOverlayRules(o, dev, subnet, subnet6); err != nil {
 		return fmt.Errorf("overlay of network %q: %w", o.Network, err)
 	}
 	return nil
@@ -212,42 +256,47 @@ func (m *Manager) syncPeers(link netlink.Link, o Overlay) error {
 	idx := link.Attrs().Index
 	wantRoutes := map[string]bool{}
 	for _, p := range o.Peers {
-		ps := netip.MustParsePrefix(p.Subnet).Masked()
-		gw := net.IP(ps.Addr().AsSlice())
 		mac := vtepMAC(o.VNI, p.Addr)
 		fdb := &netlink.Neigh{LinkIndex: idx, Family: unix.AF_BRIDGE, State: netlink.NUD_PERMANENT, Flags: netlink.NTF_SELF,
 			IP: net.ParseIP(p.Addr), HardwareAddr: mac}
 		if err := netlink.NeighSet(fdb); err != nil {
 			return fmt.Errorf("forwarding entry for %s: %w", p.Addr, err)
 		}
-		neigh := &netlink.Neigh{LinkIndex: idx, Family: netlink.FAMILY_V4, State: netlink.NUD_PERMANENT, IP: gw, HardwareAddr: mac}
-		if err := netlink.NeighSet(neigh); err != nil {
-			return fmt.Errorf("neighbour %s: %w", gw, err)
+		// The peer's slice, and its /80 on a dual-stack network, through
+		// their first addresses.
+		for _, sn := range []string{p.Subnet, p.Subnet6} {
+			if sn == "" {
+				continue
+			}
+			dst, err := routeToPeer(idx, netip.MustParsePrefix(sn).Masked(), mac)
+			if err != nil {
+				return fmt.Errorf("%w (peer %s)", err, p.Addr)
+			}
+			wantRoutes[dst] = true
 		}
-		dst := &net.IPNet{IP: gw, Mask: net.CIDRMask(ps.Bits(), 32)}
-		r := &netlink.Route{LinkIndex: idx, Dst: dst, Gw: gw, Flags: int(netlink.FLAG_ONLINK)}
-		if err := netlink.RouteReplace(r); err != nil {
-			return fmt.Errorf("route to %s via %s: %w", dst, p.Addr, err)
-		}
-		wantRoutes[dst.String()] = true
 	}
 	// What the control plane no longer lists: routes, then neighbours and
 	// forwarding entries that no wanted peer has.
-	routes, err := netlink.RouteList(link, netlink.FAMILY_V4)
-	if err != nil {
-		return err
-	}
-	for _, r := range routes {
-		if r.Dst != nil && r.Gw != nil && !wantRoutes[r.Dst.String()] {
-			_ = netlink.RouteDel(&r)
+	for _, fam := range []int{netlink.FAMILY_V4, netlink.FAMILY_V6} {
+		routes, err := netlink.RouteList(link, fam)
+		if err != nil {
+			return err
+		}
+		for _, r := range routes {
+			if r.Dst != nil && r.Gw != nil && !wantRoutes[r.Dst.String()] {
+				_ = netlink.RouteDel(&r)
+			}
 		}
 	}
 	wantIP := map[string]bool{}
 	for _, p := range o.Peers {
 		wantIP[p.Addr] = true
 		wantIP[netip.MustParsePrefix(p.Subnet).Masked().Addr().String()] = true
+		if p.Subnet6 != "" {
+			wantIP[netip.MustParsePrefix(p.Subnet6).Masked().Addr().String()] = true
+		}
 	}
-	for _, fam := range []int{netlink.FAMILY_V4, unix.AF_BRIDGE} {
+	for _, fam := range []int{netlink.FAMILY_V4, netlink.FAMILY_V6, unix.AF_BRIDGE} {
 		neighs, err := netlink.NeighList(idx, fam)
 		if err != nil {
 			return err
@@ -260,6 +309,27 @@ func (m *Manager) syncPeers(link netlink.Link, o Overlay) error {
 		}
 	}
 	return nil
+}
+
+// routeToPeer routes a peer's slice (of either family) onlink through its
+// first address, which a permanent neighbour entry maps to the peer's
+// MAC; it returns the route's destination.
+func routeToPeer(idx int, slice netip.Prefix, mac net.HardwareAddr) (string, error) {
+	gw := net.IP(slice.Addr().AsSlice())
+	family, bits := netlink.FAMILY_V4, 32
+	if slice.Addr().Is6() {
+		family, bits = netlink.FAMILY_V6, 128
+	}
+	neigh := &netlink.Neigh{LinkIndex: idx, Family: family, State: netlink.NUD_PERMANENT, IP: gw, HardwareAddr: mac}
+	if err := netlink.NeighSet(neigh); err != nil {
+		return "", fmt.Errorf("neighbour %s: %w", gw, err)
+	}
+	dst := &net.IPNet{IP: gw, Mask: net.CIDRMask(slice.Bits(), bits)}
+	r := &netlink.Route{LinkIndex: idx, Dst: dst, Gw: gw, Flags: int(netlink.FLAG_ONLINK)}
+	if err := netlink.RouteReplace(r); err != nil {
+		return "", fmt.Errorf("route to %s: %w", dst, err)
+	}
+	return dst.String(), nil
 }
 
 // overlayRules are the isolation rules of a network's VXLAN device: at the
@@ -283,15 +353,30 @@ func overlayRules(br, dev string, internal bool) (top, tail [][]string) {
 	return top, tail
 }
 
-// ensureOverlayRules installs the isolation rules of the device and the
-// nat exemption of the network (IPv4: overlays route IPv4 only).
-func (m *Manager) ensureOverlayRules(o Overlay, dev string, subnet netip.Prefix) error {
+// ensureOverlayRules installs the isolation rules of the device, in both
+// families, and the nat exemption of the network (of its IPv6 /64 too on a
+// dual-stack network).
+func (m *Manager) ensureOverlayRules(o Overlay, dev string, subnet, subnet6 netip.Prefix) error {
 	unlock, err := m.lockIsolation()
 	if err != nil {
 		return err
 	}
 	defer unlock()
-	bin := m.iptablesBin
+	for _, bin := range m.families() {
+		if err := m.ensureOverlayRulesWith(bin, o, dev); err != nil {
+			return err
+		}
+	}
+	if err := m.ensureNATExemption(m.iptablesBin, subnet.Masked().String(), dev); err != nil {
+		return err
+	}
+	if subnet6.IsValid() && m.ip6tablesBin != "" {
+		return m.ensureNATExemption(m.ip6tablesBin, subnet6.String(), dev)
+	}
+	return nil
+}
+
+func (m *Manager) ensureOverlayRulesWith(bin string, o Overlay, dev string) error {
 	if err := m.ensureChains(bin); err != nil {
 		return err
 	}
@@ -317,15 +402,15 @@ func (m *Manager) ensureOverlayRules(o Overlay, dev string, subnet netip.Prefix)
 			}
 		}
 	}
-	return m.ensureNATExemption(subnet.Masked().String(), dev)
+	return nil
 }
 
 // ensureNATExemption keeps traffic between slices of a network from being
-// masqueraded: the bridge plugin masquerades whatever leaves a task's own
-// slice.
-func (m *Manager) ensureNATExemption(subnet, dev string) error {
+// masqueraded (program bin: iptables or ip6tables): the bridge plugin
+// masquerades whatever leaves a task's own slice.
+func (m *Manager) ensureNATExemption(bin, subnet, dev string) error {
 	nat := func(args ...string) (string, error) {
-		return m.xtablesTable("nat", m.iptablesBin, args...)
+		return m.xtablesTable("nat", bin, args...)
 	}
 	if _, err := nat("-S", overlayNATChain); err != nil {
 		if _, err := nat("-N", overlayNATChain); err != nil {
@@ -379,7 +464,16 @@ func (m *Manager) removeNATExemption(dev string) error {
 		return err
 	}
 	defer unlock()
-	out, err := m.xtablesTable("nat", m.iptablesBin, "-S", overlayNATChain)
+	for _, bin := range m.families() {
+		if err := m.removeNATExemptionWith(bin, dev); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (m *Manager) removeNATExemptionWith(bin, dev string) error {
+	out, err := m.xtablesTable("nat", bin, "-S", overlayNATChain)
 	if err != nil {
 		return nil
 	}
@@ -393,7 +487,7 @@ func (m *Manager) removeNATExemption(dev string) error {
 			left++
 			continue
 		}
-		if _, err := m.xtablesTable("nat", m.iptablesBin, append([]string{"-D"}, f[1:]...)...); err != nil {
+		if _, err := m.xtablesTable("nat", bin, append([]string{"-D"}, f[1:]...)...); err != nil {
 			return err
 		}
 	}
@@ -401,11 +495,11 @@ func (m *Manager) removeNATExemption(dev string) error {
 		return nil
 	}
 	for {
-		if _, err := m.xtablesTable("nat", m.iptablesBin, "-D", "POSTROUTING", "-j", overlayNATChain); err != nil {
+		if _, err := m.xtablesTable("nat", bin, "-D", "POSTROUTING", "-j", overlayNATChain); err != nil {
 			break
 		}
 	}
-	_, _ = m.xtablesTable("nat", m.iptablesBin, "-X", overlayNATChain)
+	_, _ = m.xtablesTable("nat", bin, "-X", overlayNATChain)
 	return nil
 }
 

@@ -224,11 +224,18 @@ func overlaysFor(snap *store.Snapshot, node string, tasks []api.Task) []api.Over
 			continue
 		}
 		o := api.Overlay{Network: full, VNI: vniOf(n), Subnet: n.Subnet, LocalAddr: local, LocalSubnet: slices[full][node], Peers: []api.OverlayPeer{}}
+		if n.Subnet6 != "" {
+			o.Subnet6, o.LocalSubnet6 = n.Subnet6, sliceNetwork(n, o.LocalSubnet).Subnet6
+		}
 		for other, slice := range slices[full] {
 			if other == node || addrs[other] == "" {
 				continue
 			}
-			o.Peers = append(o.Peers, api.OverlayPeer{Node: other, Addr: addrs[other], Subnet: slice})
+			peer := api.OverlayPeer{Node: other, Addr: addrs[other], Subnet: slice}
+			if n.Subnet6 != "" {
+				peer.Subnet6 = sliceNetwork(n, slice).Subnet6
+			}
+			o.Peers = append(o.Peers, peer)
 		}
 		sort.Slice(o.Peers, func(i, j int) bool { return o.Peers[i].Subnet < o.Peers[j].Subnet })
 		out = append(out, o)

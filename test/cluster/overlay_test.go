@@ -142,3 +142,53 @@ networks:
 		return nil
 	})
 }
+
+// On a dual-stack network, a container reaches one on another host by its
+// IPv6 address too (each node routes the others' /80s over the overlay).
+func TestOverlayIPv6AcrossHosts(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds drover and runs containers")
+	}
+	dc := startCluster(t, 2)
+	proj := dc.up("ov6", fmt.Sprintf(`
+services:
+  web:
+    image: %[1]s
+    command: ["sh", "-c", "echo six > /www/index.html; exec httpd -f -p 80 -h /www"]
+    stop_grace_period: 1s
+    networks: [dual]
+    deploy:
+      placement:
+        constraints: [node.hostname==h2]
+  client:
+    image: %[1]s
+    command: ["sleep", "3600"]
+    stop_grace_period: 1s
+    networks: [dual]
+    deploy:
+      placement:
+        constraints: [node.hostname==h1]
+networks:
+  dual:
+    enable_ipv6: true
+`, harness.Image))
+	global := func(service string) string {
+		out := dc.must(proj, "exec", "-T", service, "ip", "-6", "-o", "addr", "show", "dev", "eth0", "scope", "global")
+		f := strings.Fields(out)
+		for i := 0; i+1 < len(f); i++ {
+			if f[i] == "inet6" {
+				return strings.Split(f[i+1], "/")[0]
+			}
+		}
+		t.Fatalf("%s has no global IPv6 address:\n%s", service, out)
+		return ""
+	}
+	web, client := global("web"), global("client")
+	if web[:strings.LastIndex(web, ":")] == client[:strings.LastIndex(client, ":")] {
+		t.Errorf("web %s and client %s: want addresses of two nodes' /80s", web, client)
+	}
+	out, err := dc.drover(proj, "exec", "-T", "client", "timeout", "10", "wget", "-qO-", "http://["+web+"]/")
+	if err != nil || strings.TrimSpace(out) != "six" {
+		t.Fatalf("client on h1 -> web on h2 over IPv6 (%s): %v %q", web, err, out)
+	}
+}
