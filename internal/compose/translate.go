@@ -105,7 +105,7 @@ func (t *translator) service(s types.ServiceConfig, p *types.Project) (api.Servi
 	if s.Image == "" {
 		msg := "has no image: set image: to the image to run"
 		if s.Build != nil {
-			msg = "has only build: and Drover cannot build images: build and push the image, then set image: to it"
+			msg = "has only build: and Drover cannot build images: build it elsewhere (docker build, buildah), then push it to a registry or `drover image load -i` its archive, and set image: to its name"
 		}
 		return api.ServiceSpec{}, &Error{Service: s.Name, Key: "image", Message: msg}
 	}
