@@ -95,13 +95,14 @@ func (s *Server) beat(id string, now time.Time) {
 
 func (s *Server) heartbeat(w http.ResponseWriter, r *http.Request) {
 	id := r.PathValue("id")
+	// Recorded before the store is read, so that a slow store never makes
+	// a live node look silent.
+	s.beat(id, s.cfg.Now().UTC())
 	var node api.Node
 	if _, err := s.store.Get(r.Context(), store.NodeKey(id), &node); err != nil {
 		writeError(w, err)
 		return
 	}
-	now := s.cfg.Now().UTC()
-	s.beat(id, now)
 	if node.State != api.NodeReady {
 		// The monitor marked it down; it is back.
 		s.Kick()
