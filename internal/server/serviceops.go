@@ -42,7 +42,7 @@ func (s *Server) serviceOp(w http.ResponseWriter, r *http.Request) {
 				writeError(w, err)
 				return
 			}
-			retireEnded(snap, stack, name, txn)
+			retireEnded(snap, endedTasks(snap, stack)[name], txn)
 		case "restart":
 			sv.Version++
 			sv.Stopped = false

@@ -178,6 +178,7 @@ func (s *Server) planDeploy(snap *store.Snapshot, spec api.StackSpec, opts Deplo
 			existing[sv.Spec.Name] = sv
 		}
 	}
+	ended := endedTasks(snap, spec.Name)
 	for _, sp := range spec.Services {
 		key := store.ServiceKey(spec.Name, sp.Name)
 		old, ok := existing[sp.Name]
@@ -187,7 +188,7 @@ func (s *Server) planDeploy(snap *store.Snapshot, spec api.StackSpec, opts Deplo
 				// As Compose's up starts a container that stopped: a
 				// task that ended, and that its restart policy leaves
 				// ended (a failed pull, a finished job), is replaced.
-				retireEnded(snap, spec.Name, sp.Name, txn)
+				retireEnded(snap, ended[sp.Name], txn)
 			}
 			res.Services = append(res.Services, old)
 			continue
@@ -225,24 +226,30 @@ func (s *Server) planDeploy(snap *store.Snapshot, spec api.StackSpec, opts Deplo
 	return txn, res, nil
 }
 
-// retireEnded retires the ended tasks of a service that are still meant to
-// run, guarded by what was read, so the controller starts new ones in
-// their slots at once (a retired task carries no restart back-off).
-func retireEnded(snap *store.Snapshot, stack, service string, txn *store.Txn) int {
-	n := 0
+// endedTasks are a stack's tasks that ended (exited or failed) while still
+// meant to run, by service.
+func endedTasks(snap *store.Snapshot, stack string) map[string][]api.Task {
+	out := map[string][]api.Task{}
 	for _, t := range snap.Tasks {
-		if t.Stack != stack || t.Service != service || t.DesiredState != api.DesiredRunning ||
-			(t.Status.State != api.StateExited && t.Status.State != api.StateFailed) {
-			continue
+		if t.Stack == stack && t.DesiredState == api.DesiredRunning &&
+			(t.Status.State == api.StateExited || t.Status.State == api.StateFailed) {
+			out[t.Service] = append(out[t.Service], t)
 		}
+	}
+	return out
+}
+
+// retireEnded retires ended tasks (of endedTasks), guarded by what was
+// read, so the controller starts new ones in their slots at once (a
+// retired task carries no restart back-off).
+func retireEnded(snap *store.Snapshot, ended []api.Task, txn *store.Txn) {
+	for _, t := range ended {
 		key := store.TaskKey(t.ID)
 		t.DesiredState = api.DesiredShutdown
 		t.Status = api.TaskStatus{} // the agent's, under its own key
 		txn.Unchanged(key, snap.ModRevisions[key])
 		txn.Put(key, t)
-		n++
 	}
-	return n
 }
 
 func withDigests(refs []api.FileRef, digests map[string]string, kind string) []api.FileRef {

@@ -19,6 +19,7 @@ import (
 	"github.com/drover-org/drover/api"
 	"github.com/drover-org/drover/internal/imagebuild"
 	"github.com/drover-org/drover/internal/runtime/containerd"
+	"github.com/drover-org/drover/test/bench/hostload"
 	"github.com/drover-org/drover/test/harness"
 )
 
@@ -223,7 +224,7 @@ func (b *imageBench) run(m spreadMethod, round int) spreadRun {
 	if out, err := exec.Command("sync").CombinedOutput(); err != nil {
 		t.Fatalf("sync: %v: %s", err, out)
 	}
-	r := spreadRun{method: m, round: round, loadavg: loadavg(), busy: busyProcesses(), nodes: map[string]nodeTimes{}}
+	r := spreadRun{method: m, round: round, loadavg: hostload.Averages(), busy: busyProcesses(), nodes: map[string]nodeTimes{}}
 	fetchesBefore, _ := b.fetchTimes()
 
 	t0 := time.Now()
@@ -573,18 +574,6 @@ func (b *imageBench) fetchTimes() (fetches, imports map[string][]time.Duration) 
 		}
 	}
 	return fetches, imports
-}
-
-func loadavg() string {
-	b, err := os.ReadFile("/proc/loadavg")
-	if err != nil {
-		return "?"
-	}
-	f := strings.Fields(string(b))
-	if len(f) < 3 {
-		return "?"
-	}
-	return strings.Join(f[:3], " ")
 }
 
 // busyProcesses lists heavy jobs of others known to share the test

@@ -13,6 +13,7 @@ import (
 	clientv3 "go.etcd.io/etcd/client/v3"
 
 	"github.com/drover-org/drover/internal/store"
+	"github.com/drover-org/drover/test/bench/hostload"
 )
 
 // result is what one run measured. Durations are since the deploy request
@@ -62,23 +63,11 @@ type result struct {
 	Diagnosis *diagnosis `json:"diagnosis,omitempty"`
 }
 
-func loadAvg() string {
-	b, err := os.ReadFile("/proc/loadavg")
-	if err != nil {
-		return "?"
-	}
-	f := strings.Fields(string(b))
-	if len(f) < 3 {
-		return "?"
-	}
-	return strings.Join(f[:3], " ")
-}
-
 // run does one simulation: start the control plane and the nodes, deploy,
 // wait for every task to run, measure, check and tear down.
 func run(ctx context.Context, cfg config, memProfile string) (*result, error) {
 	res := &result{Nodes: cfg.nodes, Tasks: cfg.tasks, Services: cfg.services, Reports: cfg.reports, Transport: cfg.transport,
-		GoVersion: runtime.Version(), CPUs: runtime.NumCPU(), LoadStart: loadAvg()}
+		GoVersion: runtime.Version(), CPUs: runtime.NumCPU(), LoadStart: hostload.Averages()}
 	setupStart := time.Now()
 	cp, err := startControlPlane(ctx, cfg)
 	if err != nil {
@@ -157,7 +146,7 @@ func run(ctx context.Context, cfg config, memProfile string) (*result, error) {
 	smp.take()
 	pk := smp.peaks()
 	res.PeakHeapObjects, res.PeakHeapLive, res.PeakRSS, res.PeakGoroutines = pk.HeapObjects, pk.HeapLive, pk.RSS, pk.Goroutines
-	res.LoadEnd = loadAvg()
+	res.LoadEnd = hostload.Averages()
 
 	// What follows reads the settled state; a failed run still reports
 	// what it reached.
@@ -242,7 +231,7 @@ func waitConverged(ctx context.Context, cfg config, f *fleet, smp *sampler, cp *
 			lastReports, last = r, time.Now()
 			fmt.Fprintf(os.Stderr, "sim: %6.1fs placed %d/%d running %d reports %d (%.0f/s) heap %s live %s rss %s goroutines %d load %s\n",
 				time.Since(f.start).Seconds(), f.placed.Load(), cfg.tasks, f.running.Load(), r, rate,
-				mib(m.HeapObjects), mib(m.HeapLive), mib(m.RSS), m.Goroutines, loadAvg())
+				mib(m.HeapObjects), mib(m.HeapLive), mib(m.RSS), m.Goroutines, hostload.Averages())
 		}
 	}
 }

@@ -1,0 +1,3 @@
+// Package hostload reads the host's load, which benchmarks print beside
+// their figures: the test machines are shared, and other work skews them.
+package hostload
