@@ -44,8 +44,10 @@ func corpusFiles(t testing.TB) []string {
 	return files
 }
 
-// TestCorpus loads every Compose file of the corpus: each must load, or be
-// refused with an *Error naming a file; nothing may panic.
+// TestCorpus loads every Compose file of the corpus, as `drover config`
+// does: each must load (a file is never refused for having build:), every
+// warning names a file, nothing may panic, and each service with build:
+// has a build planned under its image name.
 func TestCorpus(t *testing.T) {
 	files := corpusFiles(t)
 	if len(files) == 0 {
@@ -63,10 +65,29 @@ func TestCorpus(t *testing.T) {
 				continue
 			}
 			refused++
-			t.Logf("%s: refused: %v", rel, err)
+			t.Errorf("%s: refused: %v", rel, err)
 			continue
 		}
 		loaded++
+		planned := map[string]string{}
+		for _, b := range res.Builds {
+			planned[b.Service] = b.Image
+		}
+		for name, svc := range res.Project.Services {
+			if svc.Build == nil {
+				continue
+			}
+			img, ok := planned[name]
+			if !ok {
+				t.Errorf("%s: service %s has build: but no build is planned", rel, name)
+				continue
+			}
+			for _, s := range res.Spec.Services {
+				if s.Name == name && s.Image != img {
+					t.Errorf("%s: service %s runs image %q, its build makes %q", rel, name, s.Image, img)
+				}
+			}
+		}
 		warnings += len(res.Warnings)
 		for _, w := range res.Warnings {
 			if w.File == "" {

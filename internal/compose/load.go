@@ -30,6 +30,8 @@ type Result struct {
 	Spec     api.StackSpec
 	Warnings []Warning
 	Project  *types.Project // compose-go's normalized model, for `drover config`
+	// Builds are the images to build, one per service with build:.
+	Builds []BuildPlan
 }
 
 // Load reads the Compose files that opts name through compose-go
@@ -69,6 +71,10 @@ func Load(ctx context.Context, opts Options) (*Result, error) {
 	if err == nil {
 		err = readContents(project, &spec)
 	}
+	var builds []BuildPlan
+	if err == nil {
+		builds = BuildPlans(project)
+	}
 	if err != nil {
 		var e *Error
 		if errors.As(err, &e) && e.File == "" {
@@ -76,12 +82,18 @@ func Load(ctx context.Context, opts Options) (*Result, error) {
 		}
 		return nil, err
 	}
+	for i := range builds {
+		if r := builds[i].Refusal; r != nil {
+			r.File, r.Line = locateKey(src, r.Service, r.Key, displays[0])
+			warnings = append(warnings, Warning{Service: r.Service, Key: r.Key, Message: r.Message + ": the image cannot be built here"})
+		}
+	}
 	for i := range warnings {
 		w := &warnings[i]
 		w.File, w.Line = locateKey(src, w.Service, w.Key, "")
 	}
 	warnings = append(sourceWarnings(src), warnings...)
-	return &Result{Spec: spec, Warnings: warnings, Project: project}, nil
+	return &Result{Spec: spec, Warnings: warnings, Project: project, Builds: builds}, nil
 }
 
 // loadProject runs compose-go with options in the order `docker compose`

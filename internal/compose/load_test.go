@@ -69,7 +69,7 @@ func TestLoadErrors(t *testing.T) {
 		{"missing env_file", "services:\n  web:\n    image: nginx\n    env_file: missing.env\n", 4, "web", "env_file", "missing.env"},
 		{"bad port", "services:\n  web:\n    image: nginx\n    ports: [\"99999:80\"]\n", 4, "web", "ports", "99999"},
 		{"scale and replicas", "services:\n  web.v1:\n    image: nginx\n    scale: 2\n    deploy:\n      replicas: 3\n", 4, "web.v1", "scale", "distinct values"},
-		{"no image", "services:\n  web:\n    build: .\n", 2, "web", "image", "cannot build images"},
+		{"no image", "services:\n  web:\n    command: [sh]\n", 2, "web", "image", "neither an image nor a build"},
 		{"bad restart", "services:\n  web:\n    image: nginx\n    restart: sometimes\n", 4, "web", "restart", "not a restart policy"},
 		{"bad restart condition", "services:\n  web:\n    image: nginx\n    deploy:\n      restart_policy:\n        condition: maybe\n", 6, "web", "deploy.restart_policy.condition", "not a restart condition"},
 		{"sctp", "services:\n  web:\n    image: nginx\n    ports: [\"9:9/sctp\"]\n", 4, "web", "ports", "sctp"},

@@ -102,16 +102,17 @@ func (t *translator) warn(service, key, format string, args ...any) {
 }
 
 func (t *translator) service(s types.ServiceConfig, p *types.Project) (api.ServiceSpec, error) {
-	if s.Image == "" {
-		msg := "has no image: set image: to the image to run"
-		if s.Build != nil {
-			msg = "has only build: and Drover cannot build images: build it elsewhere (docker build, buildah), then push it to a registry or `drover image load -i` its archive, and set image: to its name"
-		}
-		return api.ServiceSpec{}, &Error{Service: s.Name, Key: "image", Message: msg}
+	image := s.Image
+	if image == "" && s.Build != nil {
+		// Built by the CLI before the deploy (see BuildPlans).
+		image = DefaultImageName(p.Name, s.Name)
+	}
+	if image == "" {
+		return api.ServiceSpec{}, &Error{Service: s.Name, Key: "image", Message: "has no image: set image: to the image to run, or build: to build one"}
 	}
 	spec := api.ServiceSpec{
 		Name:            s.Name,
-		Image:           s.Image,
+		Image:           image,
 		Command:         cloneStrings(s.Command),
 		Entrypoint:      cloneStrings(s.Entrypoint),
 		Env:             environment(s.Environment),
@@ -139,7 +140,11 @@ func (t *translator) service(s types.ServiceConfig, p *types.Project) (api.Servi
 	case "always", "never":
 		spec.PullPolicy = strings.ToLower(s.PullPolicy)
 	case "build":
-		return api.ServiceSpec{}, &Error{Service: s.Name, Key: "pull_policy", Message: "build: Drover cannot build images; use always, missing or never"}
+		// The CLI builds it on every up; nodes take the result from the
+		// cluster's store like any loaded image.
+		if s.Build == nil {
+			return api.ServiceSpec{}, &Error{Service: s.Name, Key: "pull_policy", Message: "build: the service has no build: section to build from"}
+		}
 	default:
 		// daily, weekly, every_<duration>: pulls on a schedule.
 		t.warn(s.Name, "pull_policy", "%q is treated as missing: Drover pulls an image only when a node lacks it", s.PullPolicy)

@@ -46,9 +46,6 @@ func (t *translator) unsupported(s types.ServiceConfig) {
 			t.warn(s.Name, key, notSupported)
 		}
 	}
-	if s.Build != nil {
-		t.warn(s.Name, "build", "is ignored: Drover does not build images, it pulls %q", s.Image)
-	}
 	if d := s.Deploy; d != nil {
 		for _, key := range setFields(d, deployKeys) {
 			t.warn(s.Name, "deploy."+key, notSupported)

@@ -20,6 +20,7 @@ import (
 	"github.com/drover-org/drover/internal/imagebuild"
 	"github.com/drover-org/drover/internal/runtime"
 	"github.com/drover-org/drover/internal/runtime/runtimetest"
+	"github.com/drover-org/drover/internal/supervise"
 	"github.com/drover-org/drover/internal/testenv"
 )
 
@@ -237,7 +238,7 @@ func TestOwnContainerd(t *testing.T) {
 	}
 	defer d1.Close()
 	t.Logf("Open started containerd in %s", time.Since(start).Round(time.Millisecond))
-	pid1, err := readPid(filepath.Join(dir, "containerd", "containerd.pid"))
+	pid1, err := supervise.ReadPid(filepath.Join(dir, "containerd", "containerd.pid"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -253,7 +254,7 @@ func TestOwnContainerd(t *testing.T) {
 		t.Fatalf("second Open: %v", err)
 	}
 	defer d2.Close()
-	if pid, _ := readPid(filepath.Join(dir, "containerd", "containerd.pid")); pid != pid1 {
+	if pid, _ := supervise.ReadPid(filepath.Join(dir, "containerd", "containerd.pid")); pid != pid1 {
 		t.Errorf("second Open started another containerd (pid %d, was %d)", pid, pid1)
 	}
 
@@ -275,8 +276,8 @@ func TestOwnContainerd(t *testing.T) {
 	}
 	var pid2 int
 	waitFor(t, func() bool {
-		pid2, _ = readPid(filepath.Join(dir, "containerd", "containerd.pid"))
-		return pid2 != pid1 && alive(pid2)
+		pid2, _ = supervise.ReadPid(filepath.Join(dir, "containerd", "containerd.pid"))
+		return pid2 != pid1 && supervise.Alive(pid2)
 	}, "containerd to be restarted")
 	waitFor(t, func() bool {
 		_, err := d2.client.Version(ctx)
@@ -308,13 +309,13 @@ func TestOwnContainerd(t *testing.T) {
 	// Close leaves it running; StopOwnContainerd stops it.
 	d1.Close()
 	d2.Close()
-	if !alive(pid2) {
+	if !supervise.Alive(pid2) {
 		t.Fatal("Close stopped containerd")
 	}
 	if err := StopOwnContainerd(dir); err != nil {
 		t.Fatalf("StopOwnContainerd: %v", err)
 	}
-	if alive(pid2) {
+	if supervise.Alive(pid2) {
 		t.Error("containerd still runs after StopOwnContainerd")
 	}
 	if err := StopOwnContainerd(dir); err != nil {
