@@ -399,6 +399,12 @@ func (c *Client) ArchivePut(ctx context.Context, id, dir string, tar io.Reader) 
 	return nil
 }
 
+// Upgrade protocols of the API's raw connections.
+const (
+	UpgradeExec  = "drover-exec"
+	UpgradeBuild = "drover-buildkit"
+)
+
 // Exec starts a process in a task's container and returns the upgraded
 // connection carrying frames (see WriteFrame); read through the returned
 // reader.
@@ -407,16 +413,51 @@ func (c *Client) Exec(ctx context.Context, id string, req ExecRequest) (net.Conn
 	if err != nil {
 		return nil, nil, err
 	}
+	return c.upgrade(ctx, "/v1/tasks/"+url.PathEscape(id)+"/exec?spec="+url.QueryEscape(string(spec)), UpgradeExec)
+}
+
+// BuildSession opens a raw connection to the BuildKit daemon of the node
+// that the server picks for builds (node: a node's ID or hostname, or ""),
+// for a BuildKit client to speak gRPC over. baseImages are the build's FROM
+// images: the node makes those that the cluster holds ready first.
+func (c *Client) BuildSession(ctx context.Context, node string, baseImages []string) (net.Conn, error) {
+	q := url.Values{}
+	if node != "" {
+		q.Set("node", node)
+	}
+	for _, img := range baseImages {
+		q.Add("image", img)
+	}
+	conn, br, err := c.upgrade(ctx, "/v1/build/session?"+q.Encode(), UpgradeBuild)
+	if err != nil {
+		return nil, err
+	}
+	if br.Buffered() > 0 {
+		return &bufferedConn{Conn: conn, r: br}, nil
+	}
+	return conn, nil
+}
+
+// bufferedConn reads what the response reader already took first.
+type bufferedConn struct {
+	net.Conn
+	r *bufio.Reader
+}
+
+func (b *bufferedConn) Read(p []byte) (int, error) { return b.r.Read(p) }
+
+// upgrade sends a POST that asks to switch to protocol and returns the
+// connection once the server has agreed.
+func (c *Client) upgrade(ctx context.Context, path, protocol string) (net.Conn, *bufio.Reader, error) {
 	conn, err := c.dial(ctx)
 	if err != nil {
 		return nil, nil, &Error{Code: CodeUnavailable, Message: fmt.Sprintf("cannot reach the Drover server at %s: %v", c.host, err)}
 	}
-	path := "/v1/tasks/" + url.PathEscape(id) + "/exec?spec=" + url.QueryEscape(string(spec))
 	auth := ""
 	if c.bearer != "" {
 		auth = "Authorization: Bearer " + c.bearer + "\r\n"
 	}
-	fmt.Fprintf(conn, "POST %s HTTP/1.1\r\nHost: drover\r\n%sConnection: Upgrade\r\nUpgrade: drover-exec\r\nContent-Length: 0\r\n\r\n", path, auth)
+	fmt.Fprintf(conn, "POST %s HTTP/1.1\r\nHost: drover\r\n%sConnection: Upgrade\r\nUpgrade: %s\r\nContent-Length: 0\r\n\r\n", path, auth, protocol)
 	br := bufio.NewReader(conn)
 	resp, err := http.ReadResponse(br, nil)
 	if err != nil {

@@ -8,6 +8,10 @@ type ServiceSpec struct {
 	Name            string            `json:"name"`
 	Image           string            `json:"image"`
 	PullPolicy      string            `json:"pullPolicy,omitempty"` // Compose pull_policy: "" (missing), "always" or "never"
+	// ImageDigest is the manifest digest of an image the CLI built (a
+	// service with build:): a rebuilt image changes the spec, so up
+	// recreates the service's containers, and an unchanged one does not.
+	ImageDigest string `json:"imageDigest,omitempty"`
 	Command         []string          `json:"command,omitempty"`
 	Entrypoint      []string          `json:"entrypoint,omitempty"`
 	Env             []string          `json:"env,omitempty"`

@@ -17,6 +17,7 @@ import (
 
 	"github.com/drover-org/drover/api"
 	"github.com/drover-org/drover/internal/agent"
+	"github.com/drover-org/drover/internal/buildkitd"
 	"github.com/drover-org/drover/internal/dns"
 	"github.com/drover-org/drover/internal/mesh"
 	"github.com/drover-org/drover/internal/network"
@@ -145,6 +146,14 @@ func runAgent(ctx context.Context, o agentOptions, log *slog.Logger) error {
 		return err
 	}
 	defer drv.Close()
+	builder, err := buildkitd.New(buildkitd.Config{
+		DataDir: o.dataDir, Containerd: drv.Address(), Namespace: o.containerdNamespace,
+		Snapshotter: containerd.DefaultSnapshotter, Logger: log,
+	})
+	if err != nil {
+		return err
+	}
+	defer builder.Close()
 	netm, err := network.New(network.Config{PluginDirs: o.cniPluginDirs, StateDir: filepath.Join(o.dataDir, "network"), Logger: log})
 	if err != nil {
 		return err
@@ -167,6 +176,7 @@ func runAgent(ctx context.Context, o agentOptions, log *slog.Logger) error {
 		Mesh: meshc, MeshPort: meshPort,
 		DataDir: o.dataDir, Server: srvClient, Address: address,
 		Driver: drv, Images: drv, Network: netm, DNS: resolver, Version: version, Logger: log, Manager: o.manager, Hostname: hostname, Addr: o.addr,
+		Builder: builder,
 	})
 	if err != nil {
 		return err

@@ -68,6 +68,8 @@ type Config struct {
 	Addr string
 	// HeartbeatInterval defaults to 2s.
 	HeartbeatInterval time.Duration
+	// Builder is the node's BuildKit; nil means this node does not build.
+	Builder Builder
 }
 
 // Agent is one node's task runner.

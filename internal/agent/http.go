@@ -27,6 +27,7 @@ func (a *Agent) Handler() http.Handler {
 	mux.HandleFunc("POST /v1/images/load", a.loadImage)
 	mux.HandleFunc("GET /v1/images", a.listImages)
 	mux.HandleFunc("DELETE /v1/images/{name...}", a.removeImage)
+	mux.HandleFunc("POST /v1/build/session", a.buildSession)
 	return mux
 }
 

@@ -447,6 +447,9 @@ func (a *Agent) remove(ctx context.Context, t api.Task) bool {
 
 // report sends a status when it differs from what the server last heard.
 func (a *Agent) report(ctx context.Context, t api.Task, st api.TaskStatus) {
+	if t.ID == "" {
+		return // work for no task (a build's base image)
+	}
 	a.mu.Lock()
 	prev, ok := a.reported[t.ID]
 	if !ok {

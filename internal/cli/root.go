@@ -168,7 +168,7 @@ func (g *Globals) ProjectNameOnly(ctx context.Context) (string, error) {
 // Commands returns the client commands.
 func Commands(g *Globals) []*cobra.Command {
 	return []*cobra.Command{
-		upCommand(g), downCommand(g), psCommand(g), logsCommand(g), configCommand(g),
+		upCommand(g), downCommand(g), psCommand(g), logsCommand(g), configCommand(g), buildCommand(g),
 		imageCommand(g), versionCommand(g), lsCommand(g),
 		execCommand(g), runCommand(g), cpCommand(g),
 		serviceOpCommand(g, "start", "Start the services' containers", "start"),

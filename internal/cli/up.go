@@ -15,6 +15,7 @@ import (
 
 func upCommand(g *Globals) *cobra.Command {
 	var detach, removeOrphans, wait, forceRecreate, noRecreate, noStart bool
+	var builds upBuilds
 	var waitTimeout time.Duration
 	cmd := &cobra.Command{
 		Use:   "up",
@@ -35,7 +36,10 @@ func upCommand(g *Globals) *cobra.Command {
 			if forceRecreate && noRecreate {
 				return fmt.Errorf("--force-recreate and --no-recreate cannot be used together")
 			}
-			return runUp(ctx, g, upOptions{detach: detach || noStart, waitHealthy: wait, noStart: noStart,
+			if builds.always && builds.never {
+				return fmt.Errorf("--build and --no-build cannot be used together")
+			}
+			return runUp(ctx, g, upOptions{detach: detach || noStart, waitHealthy: wait, noStart: noStart, builds: builds,
 				deploy: api.DeployOptions{RemoveOrphans: removeOrphans, ForceRecreate: forceRecreate, NoRecreate: noRecreate, NoStart: noStart}})
 		},
 	}
@@ -46,12 +50,16 @@ func upCommand(g *Globals) *cobra.Command {
 	cmd.Flags().DurationVar(&waitTimeout, "wait-timeout", 0, "with --wait, give up after this long (e.g. 60s)")
 	cmd.Flags().BoolVarP(&detach, "detach", "d", false, "return once the containers run")
 	cmd.Flags().BoolVar(&removeOrphans, "remove-orphans", false, "remove services the Compose file no longer defines")
+	cmd.Flags().BoolVar(&builds.always, "build", false, "build the images of services with build: before starting")
+	cmd.Flags().BoolVar(&builds.never, "no-build", false, "build no image, even a missing one")
+	builds.flags.register(cmd, false)
 	return cmd
 }
 
 type upOptions struct {
 	detach, waitHealthy, noStart bool
 	deploy                       api.DeployOptions
+	builds                       upBuilds
 }
 
 func runUp(ctx context.Context, g *Globals, o upOptions) error {
@@ -64,6 +72,9 @@ func runUp(ctx context.Context, g *Globals, o upOptions) error {
 	}
 	c, err := g.Client()
 	if err != nil {
+		return err
+	}
+	if err := buildForUp(ctx, g, c, res, o.builds); err != nil {
 		return err
 	}
 	dr, err := c.Deploy(ctx, res.Spec, o.deploy)

@@ -31,6 +31,13 @@ func (s *Server) taskOp(w http.ResponseWriter, r *http.Request) {
 		writeError(w, err)
 		return
 	}
+	s.proxyToAgent(w, r, n, "/v1/containers/"+url.PathEscape(id)+"/"+strings.TrimPrefix(r.URL.Path, "/v1/tasks/"+id+"/"))
+}
+
+// proxyToAgent forwards the request to path on node n's agent: over its
+// unix socket for the server's own agent, over mutual TLS for the others.
+// An upgraded connection (exec, a build session) passes through as it is.
+func (s *Server) proxyToAgent(w http.ResponseWriter, r *http.Request, n api.Node, path string) {
 	u, err := url.Parse(n.AgentAddress)
 	var transport *http.Transport
 	scheme, host := "http", "agent"
@@ -54,7 +61,7 @@ func (s *Server) taskOp(w http.ResponseWriter, r *http.Request) {
 		Rewrite: func(pr *httputil.ProxyRequest) {
 			pr.Out.URL.Scheme = scheme
 			pr.Out.URL.Host = host
-			pr.Out.URL.Path = "/v1/containers/" + url.PathEscape(id) + "/" + strings.TrimPrefix(r.URL.Path, "/v1/tasks/"+id+"/")
+			pr.Out.URL.Path = path
 		},
 		Transport:     transport,
 		FlushInterval: -1,

@@ -163,6 +163,7 @@ func (s *Server) routes() []route {
 		{"POST /v1/images/load", s.loadImage},
 		{"GET /v1/images", s.listImages},
 		{"DELETE /v1/images/{name...}", s.removeImage},
+		{"POST /v1/build/session", s.buildSession},
 		{"GET /v1/content/blobs/{digest}", s.serveContent},
 		{"GET /v1/content/images", s.serveContent},
 		{"GET /v1/content/images/{name...}", s.serveContent},
