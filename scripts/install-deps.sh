@@ -25,3 +25,19 @@ if ! command -v go >/dev/null; then
     exit 1
   fi
 fi
+
+# BuildKit (drover build, up --build): Debian has no buildkitd, so build it
+# from its Go module at the version Drover is tested with. The module's
+# go.mod cannot be `go install`ed (it has exclude directives), so it is
+# built from a copy of the module's source.
+BUILDKIT_VERSION=v0.34.2
+if ! buildkitd --version 2>/dev/null | grep -q " ${BUILDKIT_VERSION} "; then
+  echo "building buildkitd ${BUILDKIT_VERSION} from its Go module"
+  export PATH="$PATH:/usr/local/go/bin"
+  src=$(GOFLAGS=-mod=mod go mod download -json "github.com/moby/buildkit@${BUILDKIT_VERSION}" | sed -n 's/^[[:space:]]*"Dir": "\(.*\)",$/\1/p')
+  work=$(mktemp -d)
+  cp -r "$src" "$work/buildkit"
+  chmod -R u+w "$work/buildkit"
+  (cd "$work/buildkit" && CGO_ENABLED=0 go build -mod=mod -trimpath -ldflags "-X github.com/moby/buildkit/version.Version=${BUILDKIT_VERSION}" -o /usr/local/bin/ ./cmd/buildkitd ./cmd/buildctl)
+  rm -rf "$work"
+fi
