@@ -2,6 +2,7 @@ package agent
 
 import (
 	"fmt"
+	"strings"
 
 	"github.com/containerd/platforms"
 
@@ -14,7 +15,10 @@ import (
 // runtime: the node does not have. The node is the authority on both: the
 // host that ran `drover up` may differ from it.
 func (a *Agent) canRun(t api.Task) error {
-	if err := platformFits(t.Spec.Platform, platforms.DefaultSpec()); err != nil {
+	// A containerd shim other than runc's (wasm, a VM) runs what it
+	// runs: the node's own platform says nothing about it.
+	shim := strings.HasPrefix(t.Spec.Runtime, "io.containerd.") && !strings.HasPrefix(t.Spec.Runtime, "io.containerd.runc.")
+	if err := platformFits(t.Spec.Platform, platforms.DefaultSpec()); err != nil && !shim {
 		return fmt.Errorf("service %q: %w", t.Service, err)
 	}
 	if rc, ok := a.cfg.Driver.(drt.RuntimeChecker); ok {

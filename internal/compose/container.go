@@ -54,8 +54,10 @@ func (t *translator) containerKeys(s types.ServiceConfig, spec *api.ServiceSpec)
 		if err != nil {
 			return &Error{Service: s.Name, Key: "platform", Message: fmt.Sprintf("%q is not a platform: want os/arch[/variant], such as linux/amd64", s.Platform)}
 		}
-		if p.OS != "linux" {
-			return &Error{Service: s.Name, Key: "platform", Message: fmt.Sprintf("%q: Drover runs Linux containers only", s.Platform)}
+		if p.OS == "windows" || p.OS == "darwin" {
+			// wasi/wasm and the like run on Linux nodes through a
+			// runtime: shim; these never do.
+			return &Error{Service: s.Name, Key: "platform", Message: fmt.Sprintf("%q: Drover's nodes run Linux, not %s, containers", s.Platform, p.OS)}
 		}
 		spec.Platform = platforms.Format(platforms.Normalize(p))
 	}
@@ -103,8 +105,8 @@ func platformWarnings(spec api.StackSpec, host string) []Warning {
 		}
 		if p, err := platforms.Parse(s.Platform); err == nil && !match.Match(p) {
 			out = append(out, Warning{Service: s.Name, Key: "platform", Message: fmt.Sprintf(
-				"%s is not this host's platform (%s): only a node of platform %s can run it; Drover does not emulate other platforms",
-				s.Platform, platforms.Format(platforms.Normalize(hp)), s.Platform)})
+				"%s is not this host's platform (%s): only a node of that platform, or one whose runtime: shim runs it, can run it; Drover does not emulate other platforms",
+				s.Platform, platforms.Format(platforms.Normalize(hp)))})
 		}
 	}
 	return out
