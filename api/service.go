@@ -26,6 +26,20 @@ type ServiceSpec struct {
 	StopSignal      string            `json:"stopSignal,omitempty"`
 	StopGracePeriod Duration          `json:"stopGracePeriod,omitempty"`
 	ExtraHosts      []ExtraHost       `json:"extraHosts,omitempty"`
+	// ContainerName is Compose's container_name: the name of the
+	// service's only container instead of <stack>-<service>-<slot>.
+	ContainerName string `json:"containerName,omitempty"`
+	// Expose lists the ports Compose's expose documents, normalised as
+	// "80/tcp" or "3000-3005/udp". They are shown, not enforced: members of
+	// a network reach every port of each other anyway.
+	Expose []string `json:"expose,omitempty"`
+	// Runtime is Compose's runtime: "" (runc), the name of an OCI runtime
+	// binary on the node's PATH (run by containerd's runc shim), or a
+	// containerd shim name such as io.containerd.kata.v2.
+	Runtime string `json:"runtime,omitempty"`
+	// Platform is Compose's platform, normalised ("linux/arm64"); a node
+	// of another platform refuses the task.
+	Platform string `json:"platform,omitempty"`
 
 	// ClearCommand and ClearEntrypoint mean the file set `command: []` or
 	// `entrypoint: []`: drop the image's value.

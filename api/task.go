@@ -48,8 +48,12 @@ type Task struct {
 	Status TaskStatus `json:"status"`
 }
 
-// Name is the container name Docker Compose would give the task.
+// Name is the container name Docker Compose would give the task: the
+// service's container_name, else <stack>-<service>-<slot>.
 func (t Task) Name() string {
+	if t.Spec.ContainerName != "" {
+		return t.Spec.ContainerName
+	}
 	return ContainerName(t.Stack, t.Service, t.Slot)
 }
 

@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
-# Installs what Drover needs from the distribution: containerd, runc, the
-# standard CNI plugins, busybox-static (for the example and test images) and
-# the network tools. Needs root and Debian or Ubuntu.
+# Installs what Drover needs from the distribution: containerd, runc, crun
+# (the second OCI runtime the tests use), the standard CNI plugins,
+# busybox-static (for the example and test images) and the network tools.
+# Needs root and Debian or Ubuntu.
 set -euo pipefail
 need=()
 command -v containerd >/dev/null || need+=(containerd)
 command -v runc >/dev/null || need+=(runc)
+command -v crun >/dev/null || need+=(crun)
 [ -x /usr/lib/cni/bridge ] || [ -x /opt/cni/bin/bridge ] || need+=(containernetworking-plugins)
 [ -x /bin/busybox ] || need+=(busybox-static)
 command -v ip >/dev/null || need+=(iproute2)

@@ -250,6 +250,11 @@ func (a *Agent) ended(t api.Task) bool {
 
 func (a *Agent) start(ctx context.Context, t api.Task) {
 	log := a.log.With("task", t.ID, "name", t.Name())
+	if err := a.canRun(t); err != nil {
+		log.Warn("task refused", "err", err)
+		a.report(ctx, t, failed(err))
+		return
+	}
 	a.report(ctx, t, api.TaskStatus{State: api.StatePreparing, Message: "preparing image " + t.Spec.Image})
 	if err := a.ensureImage(ctx, t); err != nil {
 		log.Warn("image not available", "image", t.Spec.Image, "err", err)
@@ -317,6 +322,7 @@ func (a *Agent) start(ctx context.Context, t api.Task) {
 		StopSignal: t.Spec.StopSignal, Labels: labels, NetNSPath: res.NetNSPath, Mounts: mounts,
 		LogPath: a.LogPath(t.ID), LogMaxSize: t.Spec.Settings.LogMaxSize, LogMaxFile: t.Spec.Settings.LogMaxFile,
 		ClearCommand: t.Spec.ClearCommand, ClearEntrypoint: t.Spec.ClearEntrypoint, Settings: t.Spec.Settings,
+		Runtime: t.Spec.Runtime,
 	}
 	a.report(ctx, t, api.TaskStatus{State: api.StatePreparing, Message: "starting container", Addresses: addrs, Addresses6: addrs6})
 	st, err := a.cfg.Driver.Start(ctx, spec)

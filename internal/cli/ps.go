@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -134,7 +135,38 @@ func psEntry(t api.Task, now time.Time) PSEntry {
 		}
 		e.Publishers = append(e.Publishers, Publisher{URL: url, TargetPort: p.Target, PublishedPort: p.Published, Protocol: p.Protocol})
 	}
+	e.Publishers = append(e.Publishers, exposedPublishers(t.Spec)...)
 	return e
+}
+
+// exposedPublishers are the ports of expose that no published port
+// covers, as Docker Compose lists them: no URL, published port 0.
+func exposedPublishers(s api.ServiceSpec) []Publisher {
+	published := map[string]bool{}
+	for _, p := range s.Ports {
+		if p.Published != 0 {
+			published[fmt.Sprintf("%d/%s", p.Target, p.Protocol)] = true
+		}
+	}
+	var out []Publisher
+	for _, x := range s.Expose {
+		ports, proto, _ := strings.Cut(x, "/")
+		lo, hi, _ := strings.Cut(ports, "-")
+		first, err1 := strconv.ParseUint(lo, 10, 16)
+		last, err2 := strconv.ParseUint(hi, 10, 16)
+		if err2 != nil {
+			last, err2 = first, nil
+		}
+		if err1 != nil || last < first {
+			continue
+		}
+		for port := first; port <= last; port++ {
+			if !published[fmt.Sprintf("%d/%s", port, proto)] {
+				out = append(out, Publisher{TargetPort: uint16(port), Protocol: proto})
+			}
+		}
+	}
+	return out
 }
 
 func printPS(w io.Writer, entries []PSEntry, format string) error {
@@ -152,6 +184,10 @@ func printPS(w io.Writer, entries []PSEntry, format string) error {
 	for _, e := range entries {
 		var ports []string
 		for _, p := range e.Publishers {
+			if p.PublishedPort == 0 {
+				ports = append(ports, fmt.Sprintf("%d/%s", p.TargetPort, p.Protocol))
+				continue
+			}
 			ports = append(ports, fmt.Sprintf("%s:%d->%d/%s", p.URL, p.PublishedPort, p.TargetPort, p.Protocol))
 		}
 		cmd := strings.Join(strings.Fields(e.Command), " ")

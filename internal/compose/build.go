@@ -199,7 +199,9 @@ func buildPlan(p *types.Project, s types.ServiceConfig) (BuildPlan, *Error) {
 		}
 	}
 	own := nodePlatform()
-	for _, pl := range append(append([]string{}, b.Platforms...), s.Platform) {
+	// A service's own platform: that is not the node's is warned about
+	// with the service (platformWarnings); here only build.platforms.
+	for _, pl := range b.Platforms {
 		if pl == "" {
 			continue
 		}

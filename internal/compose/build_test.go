@@ -59,8 +59,9 @@ services:
       context: .
       network: backend
   wasm:
-    platform: wasi/wasm
-    build: .
+    build:
+      context: .
+      platforms: [wasi/wasm]
   plain:
     image: busybox
 secrets:

@@ -2,6 +2,7 @@ package compose
 
 import (
 	"errors"
+	"fmt"
 	"regexp"
 	"strings"
 
@@ -29,6 +30,9 @@ var (
 	serviceRE = regexp.MustCompile(`\bservice "?([A-Za-z0-9._-]+)"?`)
 	// JSON schema: `additional properties 'foo' not allowed`.
 	additionalRE = regexp.MustCompile(`additional propert(?:y|ies) '([^']+)'`)
+	// compose-go's refusal of container_name with replicas, which names
+	// the key where the service belongs and the service where the key does.
+	uniqueNameRE = regexp.MustCompile(`services\.(scale|deploy\.replicas): can't set container_name and ([A-Za-z0-9._-]+) as container name must be unique`)
 	// Absolute paths in messages about files that do not open.
 	absPathRE = regexp.MustCompile(`(?:^|[\s"'])(/[^\s:"']+)`)
 	// Which key an error is about, by its wording.
@@ -95,6 +99,10 @@ func toError(err error, src sources, files, displays []string) *Error {
 	}
 	if msg == "" {
 		msg = "invalid Compose file"
+	}
+
+	if m := uniqueNameRE.FindStringSubmatch(msg); m != nil {
+		msg = fmt.Sprintf("services.%s.container_name: cannot be set with %s above 1: a container name must be unique; remove container_name or run one replica", m[2], m[1])
 	}
 
 	// The service and key: from a model path, else from the wording.

@@ -10,6 +10,7 @@ import (
 
 	"github.com/compose-spec/compose-go/v2/cli"
 	"github.com/compose-spec/compose-go/v2/types"
+	"github.com/containerd/platforms"
 
 	"github.com/drover-org/drover/api"
 )
@@ -23,6 +24,9 @@ type Options struct {
 	Profiles    []string // --profile; empty: COMPOSE_PROFILES
 	EnvFiles    []string // --env-file; empty: .env in the project dir if present
 	Environ     []string // os.Environ() style, for interpolation (the caller passes os.Environ())
+	// Platform is the host's platform ("linux/amd64") that services'
+	// platform: keys are checked against; empty: this machine's.
+	Platform string
 }
 
 // Result is a loaded Compose project.
@@ -88,6 +92,12 @@ func Load(ctx context.Context, opts Options) (*Result, error) {
 			warnings = append(warnings, Warning{Service: r.Service, Key: r.Key, Message: r.Message + ": the image cannot be built here"})
 		}
 	}
+	host := opts.Platform
+	if host == "" {
+		host = platforms.DefaultString()
+	}
+	warnings = append(warnings, platformWarnings(spec, host)...)
+	sortWarnings(warnings)
 	for i := range warnings {
 		w := &warnings[i]
 		w.File, w.Line = locateKey(src, w.Service, w.Key, "")

@@ -134,7 +134,7 @@ func TestLoadWarningsLines(t *testing.T) {
     image: nginx
     healthcheck:
       test: ["CMD", "true"]
-    container_name: web
+    userns_mode: host
     deploy:
       replicas: 1
       resources:
@@ -174,14 +174,14 @@ models:
 	want := []loc{
 		{"compose.yaml", 19, "", "models"},
 		{"compose.override.yaml", 4, "db", "mem_reservation"},
-		{"compose.yaml", 6, "web", "container_name"},
 		{"compose.yaml", 10, "web", "deploy.resources.reservations.devices"},
+		{"compose.yaml", 6, "web", "userns_mode"},
 	}
 	if !slices.Equal(got, want) {
 		t.Errorf("warnings:\n got %v\nwant %v", got, want)
 	}
-	w := res.Warnings[2]
-	if s := w.String(); !strings.HasSuffix(s, `compose.yaml:6: service "web": key "container_name" is not supported yet and is ignored`) {
+	w := res.Warnings[3]
+	if s := w.String(); !strings.HasSuffix(s, `compose.yaml:6: service "web": key "userns_mode" is not supported yet and is ignored`) {
 		t.Errorf("String() = %q", s)
 	}
 }

@@ -160,6 +160,9 @@ func (t *translator) service(s types.ServiceConfig, p *types.Project) (api.Servi
 	if err = t.deployment(s, &spec); err != nil {
 		return api.ServiceSpec{}, err
 	}
+	if err = t.containerKeys(s, &spec); err != nil {
+		return api.ServiceSpec{}, err
+	}
 	if spec.Networks, err = t.networks(s); err != nil {
 		return api.ServiceSpec{}, err
 	}

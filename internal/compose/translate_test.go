@@ -46,7 +46,7 @@ func TestTranslateGolden(t *testing.T) {
 		name := strings.TrimSuffix(filepath.Base(file), ".yaml")
 		t.Run(name, func(t *testing.T) {
 			var got golden
-			res, err := Load(testContext(t), Options{Files: []string{file}, Environ: testEnviron})
+			res, err := Load(testContext(t), Options{Files: []string{file}, Environ: testEnviron, Platform: "linux/amd64"})
 			if err != nil {
 				var ce *Error
 				if !errors.As(err, &ce) {

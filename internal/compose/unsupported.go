@@ -30,6 +30,7 @@ var serviceKeys = map[string]bool{
 	"oom_score_adj": true, "stdin_open": true, "tty": true, "mem_limit": true,
 	"memswap_limit": true, "cpus": true, "cpu_shares": true,
 	"pids_limit": true, "group_add": true, "logging": true, "pull_policy": true,
+	"container_name": true, "expose": true, "runtime": true, "platform": true,
 }
 
 // deployKeys are the deploy keys Drover honours; mode is checked apart,

@@ -59,6 +59,8 @@ type ContainerSpec struct {
 	// even though Command / Entrypoint are empty (Compose's `command: []`).
 	ClearCommand    bool
 	ClearEntrypoint bool
+	// Runtime is the service's runtime (Compose's runtime:); "" is runc.
+	Runtime string
 	// Settings are the Compose container settings (capabilities,
 	// privileged, devices, sysctls, ulimits, shm_size, init, pid, ipc,
 	// security_opt, read_only, resources, ...). DNS fields are the agent's
@@ -190,4 +192,10 @@ type ImageStore interface {
 	// and returns the images it named, unpacked and ready to run.
 	Import(ctx context.Context, r io.Reader) ([]Image, error)
 	List(ctx context.Context) ([]Image, error)
+}
+
+// RuntimeChecker is the optional ability of a driver to say, before a task
+// is prepared, whether it can run containers with a service's runtime.
+type RuntimeChecker interface {
+	CheckRuntime(name string) error
 }

@@ -52,6 +52,10 @@ func (s *Server) serviceOp(w http.ResponseWriter, r *http.Request) {
 				writeError(w, api.Errorf(api.ErrInvalid, "scale: replicas %q: want a number of 0 or more", r.URL.Query().Get("replicas")))
 				return
 			}
+			if n > 1 && sv.Spec.ContainerName != "" {
+				writeError(w, api.Errorf(api.ErrInvalid, "scale: service %q has container_name %q: a container name must be unique, so it runs one container at most", name, sv.Spec.ContainerName))
+				return
+			}
 			sv.Spec.Replicas = n
 		case "rm":
 			if !sv.Stopped && r.URL.Query().Get("force") != "true" {
@@ -159,6 +163,7 @@ func (s *Server) runOneOff(w http.ResponseWriter, r *http.Request) {
 	one := *spec
 	one.Name = req.Service + "-run-" + s.cfg.NewID()[:6]
 	one.Replicas = 1
+	one.ContainerName = "" // as Compose's run: <project>-<service>-run-<id>
 	one.Restart = api.RestartPolicy{Condition: api.RestartNone}
 	one.Ports = nil // as Compose's run: published ports only with --service-ports
 	if req.Command != nil {

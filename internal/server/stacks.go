@@ -106,6 +106,9 @@ func (s *Server) planDeploy(snap *store.Snapshot, spec api.StackSpec, opts Deplo
 	if err := checkPortConflicts(snap, spec); err != nil {
 		return nil, res, err
 	}
+	if err := checkContainerNames(snap, spec); err != nil {
+		return nil, res, err
+	}
 
 	// Secrets and configs: content under keys of their own, never in a
 	// listing; their digests go into the specs that use them, so a

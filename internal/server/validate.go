@@ -58,6 +58,14 @@ func ValidateSpec(spec api.StackSpec) error {
 		if s.Replicas < 0 {
 			return fail("deploy.replicas", "must not be negative, got %d", s.Replicas)
 		}
+		if s.ContainerName != "" {
+			if !serviceNameRE.MatchString(s.ContainerName) {
+				return fail("container_name", "%q: must start with a letter or digit and contain only letters, digits, '_', '.' and '-'", s.ContainerName)
+			}
+			if s.Replicas > 1 || s.Mode == "global" {
+				return fail("container_name", "cannot be set on a service of more than one container (replicas %d, mode %q): a container name must be unique", s.Replicas, s.Mode)
+			}
+		}
 		for _, p := range s.Ports {
 			if p.Target == 0 {
 				return fail("ports", "container port must be 1-65535")

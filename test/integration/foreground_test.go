@@ -86,13 +86,13 @@ func testConfig(t *testing.T, s *harness.Server) {
 services:
   web:
     image: ${IMG:-busybox}
-    container_name: web1
+    userns_mode: host
 `)
 	out := s.MustDrover(dir, "config")
 	if !strings.Contains(out, "image: busybox") || !strings.Contains(out, "name: cfg") {
 		t.Errorf("config does not print the normalized model:\n%s", out)
 	}
-	if !strings.Contains(out, "WARN") || !strings.Contains(out, "compose.yaml:5") || !strings.Contains(out, "container_name") {
+	if !strings.Contains(out, "WARN") || !strings.Contains(out, "compose.yaml:5") || !strings.Contains(out, "userns_mode") {
 		t.Errorf("config does not warn of the unsupported key with its line:\n%s", out)
 	}
 }

@@ -78,9 +78,12 @@ func (d *Driver) Start(ctx context.Context, spec runtime.ContainerSpec) (runtime
 	if stopSignal != "" {
 		labels[client.StopSignalLabel] = stopSignal
 	}
-	var runtimeOpts any
-	if d.runcOpts != nil {
-		runtimeOpts = d.runcOpts
+	rt, err := d.runtimeFor(spec.Runtime)
+	if err != nil {
+		return runtime.Status{}, err
+	}
+	if rt.specVersion != "" {
+		sopts = append(sopts, withOCIVersion(rt.specVersion))
 	}
 	// A failed NewContainer leaves nothing behind: the snapshot is made
 	// under a lease that ends with the call.
@@ -88,7 +91,7 @@ func (d *Driver) Start(ctx context.Context, spec runtime.ContainerSpec) (runtime
 		client.WithImage(img),
 		client.WithSnapshotter(d.cfg.Snapshotter),
 		client.WithNewSnapshot(spec.ID, img),
-		client.WithRuntime(runcRuntime, runtimeOpts),
+		client.WithRuntime(rt.typ, rt.opts),
 		client.WithNewSpec(sopts...),
 		client.WithContainerLabels(labels),
 	)
@@ -96,7 +99,7 @@ func (d *Driver) Start(ctx context.Context, spec runtime.ContainerSpec) (runtime
 		return runtime.Status{}, fmt.Errorf("creating container %s: %w", spec.ID, err)
 	}
 
-	task, err := container.NewTask(ctx, ioc, d.withTaskOptions)
+	task, err := container.NewTask(ctx, ioc, withTaskOptions(rt.opts))
 	if err != nil {
 		d.deleteContainer(ctx, container)
 		return runtime.Status{}, fmt.Errorf("creating task of container %s: %w", spec.ID, err)
@@ -124,14 +127,17 @@ func (d *Driver) Start(ctx context.Context, spec runtime.ContainerSpec) (runtime
 	}, nil
 }
 
-// withTaskOptions gives runc our root dir. The container record carries
-// the same options; they are repeated on the task because the 1.6 shim reads
-// the task's.
-func (d *Driver) withTaskOptions(_ context.Context, _ *client.Client, ti *client.TaskInfo) error {
-	if d.runcOpts != nil {
-		ti.Options = d.runcOpts
+// withTaskOptions gives the shim the container's runtime options (runc's
+// root dir, the OCI runtime binary). The container record carries the same
+// options; they are repeated on the task because the 1.6 shim reads the
+// task's.
+func withTaskOptions(opts any) client.NewTaskOpts {
+	return func(_ context.Context, _ *client.Client, ti *client.TaskInfo) error {
+		if opts != nil {
+			ti.Options = opts
+		}
+		return nil
 	}
-	return nil
 }
 
 // deleteContainer removes a container whose start failed, with its

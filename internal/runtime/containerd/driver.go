@@ -60,6 +60,9 @@ type Driver struct {
 	// runcOpts are given to every new container and task; nil means the
 	// runtime's defaults.
 	runcOpts *options.Options
+	// specVersions caches the OCI spec version of each runtime binary
+	// (see specVersionOf).
+	specVersions sync.Map
 
 	closeOnce sync.Once
 	closed    chan struct{}
