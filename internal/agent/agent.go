@@ -38,6 +38,9 @@ type Resolver interface {
 	Listen(network string, ip net.IP) error
 	Unlisten(network string)
 	SetRecords(recs []dns.Record)
+	// SetClients names the containers of this node that query it, so each
+	// resolves the names of all its networks.
+	SetClients(cs []dns.Client)
 }
 
 // Config wires an agent.
@@ -82,6 +85,7 @@ type Agent struct {
 	workers     map[string]*worker        // by task ID
 	reported    map[string]api.TaskStatus // last status sent, by task ID
 	listening   map[string]string         // DNS: network full name -> gateway
+	dnsClients  map[string]dns.Client     // by task ID: containers that query the DNS server
 	bridges     map[string]network.Network
 	overlays    map[string]string
 	meshCfg     string // the mesh configuration last handed over
@@ -113,16 +117,17 @@ func New(cfg Config) (*Agent, error) {
 		return nil, err
 	}
 	return &Agent{
-		cfg:       cfg,
-		log:       cfg.Logger.With("component", "agent", "node", id),
-		nodeID:    id,
-		workers:   map[string]*worker{},
-		reported:  map[string]api.TaskStatus{},
-		listening: map[string]string{},
-		bridges:   map[string]network.Network{},
-		overlays:  map[string]string{},
-		health:    map[string]string{},
-		wake:      make(chan struct{}, 1),
+		cfg:        cfg,
+		log:        cfg.Logger.With("component", "agent", "node", id),
+		nodeID:     id,
+		workers:    map[string]*worker{},
+		reported:   map[string]api.TaskStatus{},
+		listening:  map[string]string{},
+		dnsClients: map[string]dns.Client{},
+		bridges:    map[string]network.Network{},
+		overlays:   map[string]string{},
+		health:     map[string]string{},
+		wake:       make(chan struct{}, 1),
 	}, nil
 }
 

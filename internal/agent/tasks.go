@@ -83,6 +83,9 @@ func (a *Agent) adopt(ctx context.Context) {
 		a.mu.Unlock()
 		if st.State == drt.StateRunning {
 			a.log.Info("adopted running container", "task", id, "name", t.Name())
+			if addrs, err := a.readTaskAddrs(id, "addresses.json"); err == nil {
+				a.addDNSClient(t, addrs)
+			}
 			a.watch(ctx, t)
 		}
 	}
@@ -297,6 +300,7 @@ func (a *Agent) start(ctx context.Context, t api.Task) {
 		a.mu.Unlock()
 		a.ensureDNS(n)
 	}
+	a.addDNSClient(t, addrs)
 	mounts, err := a.writeFiles(t, req, addrs, addrs6)
 	if err == nil {
 		var more []drt.Mount
@@ -304,6 +308,7 @@ func (a *Agent) start(ctx context.Context, t api.Task) {
 		mounts = append(mounts, more...)
 	}
 	if err != nil {
+		a.removeDNSClient(t.ID)
 		_ = a.cfg.Network.Detach(ctx, req)
 		a.report(ctx, t, failed(err))
 		return
@@ -329,6 +334,7 @@ func (a *Agent) start(ctx context.Context, t api.Task) {
 	if err != nil {
 		log.Warn("container start failed", "err", err)
 		_ = a.cfg.Driver.Destroy(ctx, t.ID)
+		a.removeDNSClient(t.ID)
 		_ = a.cfg.Network.Detach(ctx, req)
 		a.report(ctx, t, failed(fmt.Errorf("start: %w", err)))
 		return
@@ -436,6 +442,7 @@ func (a *Agent) remove(ctx context.Context, t api.Task) bool {
 		a.log.Warn("destroy failed; will retry", "task", t.ID, "err", err)
 		return false
 	}
+	a.removeDNSClient(t.ID)
 	if rec, err := a.readTask(t.ID); err == nil && len(t.Networks) == 0 {
 		t.Networks, t.Spec.Ports = rec.Networks, rec.Spec.Ports
 	}

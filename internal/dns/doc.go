@@ -4,11 +4,17 @@
 // resolvers.
 //
 // One Server runs per agent. It listens, over UDP and TCP, on the gateway
-// address of each container network on the host (Listen), and the network a
-// query arrives on decides what it can see: a name resolves only to members
-// of that network, so networks stay isolated from each other. The agent
-// replaces the whole table of names whenever task health or membership
-// changes (SetRecords); queries never see a half-applied table.
+// address of each container network on the host (Listen). What a query can
+// see is decided by where it comes from: the network whose listener it
+// arrived on and, for a container of this host on several networks
+// (SetClients, recognised by the query's source address), that container's
+// other networks too. A name resolves only to members of those networks,
+// with the member's address on the network it shares with the client, so
+// networks stay isolated from each other. When a name exists on several of
+// them, the network the query arrived on wins, then the container's networks
+// in its order. The agent replaces the whole table of names whenever task
+// health or membership changes (SetRecords); queries never see a
+// half-applied table.
 //
 // Answers for Drover's names carry a TTL of zero and rotate (round robin) on
 // every query, so clients spread load across healthy tasks and notice changes

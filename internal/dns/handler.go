@@ -1,6 +1,8 @@
 package dns
 
 import (
+	"net"
+
 	mdns "github.com/miekg/dns"
 )
 
@@ -16,7 +18,7 @@ type handler struct {
 }
 
 func (h *handler) ServeDNS(w mdns.ResponseWriter, req *mdns.Msg) {
-	resp := h.s.respond(h.network, req, h.udp)
+	resp := h.s.respond(h.network, sourceIP(w.RemoteAddr()), req, h.udp)
 	if resp == nil {
 		return
 	}
@@ -25,10 +27,21 @@ func (h *handler) ServeDNS(w mdns.ResponseWriter, req *mdns.Msg) {
 	}
 }
 
-// respond builds the reply to req as received on network's listener, over
-// UDP if udp is set (which limits its size) or TCP. It returns nil when
-// req must get no reply at all.
-func (s *Server) respond(network string, req *mdns.Msg, udp bool) *mdns.Msg {
+// sourceIP is the address a query came from, nil if unknown.
+func sourceIP(a net.Addr) net.IP {
+	switch a := a.(type) {
+	case *net.UDPAddr:
+		return a.IP
+	case *net.TCPAddr:
+		return a.IP
+	}
+	return nil
+}
+
+// respond builds the reply to req as received on network's listener from
+// src, over UDP if udp is set (which limits its size) or TCP. It returns
+// nil when req must get no reply at all.
+func (s *Server) respond(network string, src net.IP, req *mdns.Msg, udp bool) *mdns.Msg {
 	resp := new(mdns.Msg)
 	switch {
 	case req.Response:
@@ -41,7 +54,7 @@ func (s *Server) respond(network string, req *mdns.Msg, udp bool) *mdns.Msg {
 		resp.SetRcodeFormatError(req)
 	default:
 		q := req.Question[0]
-		if answers, rcode, ok := s.lookup(network, q); ok {
+		if answers, rcode, ok := s.lookup(s.clients.Load().view(network, src), q); ok {
 			resp.SetReply(req)
 			resp.Authoritative = true
 			resp.Rcode = rcode

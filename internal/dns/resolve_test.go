@@ -166,18 +166,24 @@ func TestResolvePTR(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			ans, rcode, ok := s.lookup(tt.network, tt.q)
-			if ok != tt.wantOK || (ok && rcode != tt.wantRcode) {
-				t.Fatalf("ok, rcode = %v, %d; want %v, %d", ok, rcode, tt.wantOK, tt.wantRcode)
-			}
-			var got []string
-			for _, rr := range ans {
-				got = append(got, rr.(*mdns.PTR).Ptr)
-			}
-			if !slices.Equal(got, tt.want) {
-				t.Errorf("got %v, want %v", got, tt.want)
-			}
+			checkPTR(t, s, []string{tt.network}, tt.q, tt.wantOK, tt.wantRcode, tt.want)
 		})
+	}
+}
+
+// checkPTR looks q up in view and compares the outcome and the PTR names.
+func checkPTR(t *testing.T, s *Server, view []string, q mdns.Question, wantOK bool, wantRcode int, want []string) {
+	t.Helper()
+	ans, rcode, ok := s.lookup(view, q)
+	if ok != wantOK || (ok && rcode != wantRcode) {
+		t.Fatalf("ok, rcode = %v, %s; want %v, %s", ok, mdns.RcodeToString[rcode], wantOK, mdns.RcodeToString[wantRcode])
+	}
+	var got []string
+	for _, rr := range ans {
+		got = append(got, rr.(*mdns.PTR).Ptr)
+	}
+	if !slices.Equal(got, want) {
+		t.Errorf("got %v, want %v", got, want)
 	}
 }
 

@@ -42,8 +42,9 @@ type Server struct {
 	timeout   time.Duration
 	log       *slog.Logger
 
-	table atomic.Pointer[table]
-	setMu sync.Mutex // serializes SetRecords, which reads the previous table
+	table   atomic.Pointer[table]
+	setMu   sync.Mutex // serializes SetRecords, which reads the previous table
+	clients atomic.Pointer[clientIndex]
 
 	mu        sync.Mutex // guards listeners and closed
 	listeners map[string]*listener
@@ -85,6 +86,7 @@ func NewServer(cfg Config) *Server {
 	s.log = s.log.With("component", "dns")
 	s.table.Store(&table{nets: map[string]*netTable{}, own: map[ipv4]struct{}{}})
 	s.bound.Store(&boundAddrs{gateways: map[ipv4]struct{}{}, addrs: map[string]struct{}{}})
+	s.clients.Store(&clientIndex{})
 	return s
 }
 
@@ -99,6 +101,15 @@ func (s *Server) SetRecords(recs []Record) {
 	for _, n := range skipped {
 		s.log.Warn("ignoring invalid DNS name", "name", n)
 	}
+}
+
+// SetClients replaces the set of containers on this host that use the
+// Server, by which a query's source address widens what it can resolve to
+// the networks of its container. A query from an address no client has
+// resolves the names of the network it arrived on only.
+func (s *Server) SetClients(cs []Client) {
+	ix := buildClients(cs)
+	s.clients.Store(&ix)
 }
 
 // Listen serves network on ip, over UDP and TCP on the configured port, and

@@ -145,24 +145,32 @@ func (t *table) lookupEntry(network, key string) *entry {
 	return nt.names[key]
 }
 
-// Resolve answers q as the listener of network would, without forwarding:
-// ok reports whether the name is Drover's to answer. A known name with no
-// records of the asked type gives ok and no answers (NOERROR, no data).
-// Each call for a known name advances its rotation.
+// Resolve answers q as the listener of network would answer a container
+// that is on that network alone, without forwarding: ok reports whether the
+// name is Drover's to answer. A known name with no records of the asked
+// type gives ok and no answers (NOERROR, no data). Each call for a known
+// name advances its rotation.
 func (s *Server) Resolve(network string, q mdns.Question) (answers []mdns.RR, ok bool) {
-	answers, _, ok = s.lookup(network, q)
+	return s.ResolveFrom(network, nil, q)
+}
+
+// ResolveFrom is Resolve for a query from src: a client (SetClients) also
+// resolves the names of its other networks.
+func (s *Server) ResolveFrom(network string, src net.IP, q mdns.Question) (answers []mdns.RR, ok bool) {
+	answers, _, ok = s.lookup(s.clients.Load().view(network, src), q)
 	return answers, ok
 }
 
-// lookup is Resolve with the response code to send.
-func (s *Server) lookup(network string, q mdns.Question) (answers []mdns.RR, rcode int, ok bool) {
+// lookup answers q from the networks of view, the first network that knows
+// the name winning, with the response code to send. The answer is the
+// target's address on that network, which the client shares with it.
+func (s *Server) lookup(view []string, q mdns.Question) (answers []mdns.RR, rcode int, ok bool) {
 	if q.Qclass != mdns.ClassINET && q.Qclass != mdns.ClassANY {
 		return nil, 0, false
 	}
 	t := s.table.Load()
 	key := canonical(q.Name)
 	name := mdns.Fqdn(q.Name) // answer with the client's spelling (0x20 case randomization)
-	nt := t.nets[network]
 
 	if ip, isRev := parseReverse(key); isRev {
 		_, inTable := t.own[ip]
@@ -170,11 +178,14 @@ func (s *Server) lookup(network string, q mdns.Question) (answers []mdns.RR, rco
 			return nil, 0, false
 		}
 		var names []string
-		if nt != nil {
-			names = nt.ptr[ip]
+		for _, n := range view {
+			if nt := t.nets[n]; nt != nil && len(nt.ptr[ip]) > 0 {
+				names = nt.ptr[ip]
+				break
+			}
 		}
 		if len(names) == 0 {
-			// Ours, but nothing on this network has it.
+			// Ours, but nothing on the client's networks has it.
 			return nil, mdns.RcodeNameError, true
 		}
 		if q.Qtype != mdns.TypePTR && q.Qtype != mdns.TypeANY {
@@ -189,10 +200,12 @@ func (s *Server) lookup(network string, q mdns.Question) (answers []mdns.RR, rco
 		return answers, mdns.RcodeSuccess, true
 	}
 
-	if nt == nil {
-		return nil, 0, false
+	var e *entry
+	for _, n := range view {
+		if e = t.lookupEntry(n, key); e != nil {
+			break
+		}
 	}
-	e := nt.names[key]
 	if e == nil {
 		return nil, 0, false
 	}

@@ -210,6 +210,11 @@ func (m *Manager) buildConfList(n Network, mtu int, primary bool) ([]byte, error
 		if n.Subnet6 != "" {
 			ipam.Routes = append(ipam.Routes, ipamRoute{Dst: "::/0"})
 		}
+	} else if n.ClusterSubnet != "" && n.ClusterSubnet != n.Subnet {
+		// Without the default route, only this host's slice would be on
+		// the link: the other hosts' slices go via the gateway too, which
+		// routes them over the network's VXLAN device.
+		ipam.Routes = []ipamRoute{{Dst: n.ClusterSubnet}}
 	}
 	snat := true
 	cl := confList{

@@ -138,30 +138,16 @@ func TestDualStackConfList(t *testing.T) {
 	n := Network{Name: "hello_default", Bridge: "drv-abc", Subnet: "10.213.4.0/24", Gateway: "10.213.4.1",
 		Subnet6: "fd9d:6c6f:7665:1::/64", Gateway6: "fd9d:6c6f:7665:1::1", MTU: 1400}
 	for _, primary := range []bool{true, false} {
-		data, err := m.buildConfList(n, n.MTU, primary)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if _, err := parseConfList(data); err != nil {
-			t.Fatalf("libcni rejects our list: %v\n%s", err, data)
-		}
-		var cl confList
-		if err := json.Unmarshal(data, &cl); err != nil {
-			t.Fatal(err)
-		}
+		data, cl, got := buildChecked(t, m, n, n.MTU, primary)
 		ipam := cl.Plugins[0].IPAM
 		if len(ipam.Ranges) != 2 || ipam.Ranges[1][0].Subnet != n.Subnet6 || ipam.Ranges[1][0].Gateway != n.Gateway6 {
 			t.Errorf("ranges %+v, want a second range set with %s", ipam.Ranges, n.Subnet6)
-		}
-		var dsts []string
-		for _, r := range ipam.Routes {
-			dsts = append(dsts, r.Dst)
 		}
 		want := ""
 		if primary {
 			want = "0.0.0.0/0 ::/0"
 		}
-		if got := strings.Join(dsts, " "); got != want {
+		if got != want {
 			t.Errorf("primary=%v: routes %q, want %q", primary, got, want)
 		}
 		back, err := networkFromConfList(data)
@@ -188,6 +174,62 @@ func TestDualStackConfList(t *testing.T) {
 	if strings.Contains(string(data), "::") || strings.Count(string(data), `"subnet"`) != 1 {
 		t.Errorf("IPv4-only list mentions IPv6:\n%s", data)
 	}
+}
+
+// A network spanning hosts that does not carry the default route gets a
+// route to its whole cluster subnet, so a container reaches the tasks of
+// the network's other slices (other hosts) through it.
+func TestConfListRoutes(t *testing.T) {
+	m := &Manager{stateDir: "/state"}
+	local := Network{Name: "p_n2", Bridge: "drv-n2", Subnet: "10.213.4.0/24", Gateway: "10.213.4.1"}
+	cluster := local
+	cluster.ClusterSubnet = "10.213.0.0/20"
+	internal := cluster
+	internal.Internal = true
+	whole := local
+	whole.ClusterSubnet = local.Subnet
+	tests := []struct {
+		name    string
+		n       Network
+		primary bool
+		want    string
+	}{
+		{"one host, first network", local, true, "0.0.0.0/0"},
+		{"one host, other network", local, false, ""},
+		{"cluster, first network", cluster, true, "0.0.0.0/0"},
+		{"cluster, other network", cluster, false, "10.213.0.0/20"},
+		{"cluster, internal first network", internal, true, "10.213.0.0/20"},
+		{"cluster subnet is the slice", whole, false, ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if _, _, got := buildChecked(t, m, tt.n, 1400, tt.primary); got != tt.want {
+				t.Errorf("routes %q, want %q", got, tt.want)
+			}
+		})
+	}
+}
+
+// buildChecked builds n's list, checks that libcni takes it and returns it
+// raw and decoded with its routes' destinations, space separated.
+func buildChecked(t *testing.T, m *Manager, n Network, mtu int, primary bool) ([]byte, confList, string) {
+	t.Helper()
+	data, err := m.buildConfList(n, mtu, primary)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := parseConfList(data); err != nil {
+		t.Fatalf("libcni rejects our list: %v\n%s", err, data)
+	}
+	var cl confList
+	if err := json.Unmarshal(data, &cl); err != nil {
+		t.Fatal(err)
+	}
+	var dsts []string
+	for _, r := range cl.Plugins[0].IPAM.Routes {
+		dsts = append(dsts, r.Dst)
+	}
+	return data, cl, strings.Join(dsts, " ")
 }
 
 func TestValidateRequest(t *testing.T) {
