@@ -178,3 +178,12 @@ func answers(ctx context.Context, sock string) bool {
 	_, err = c.ListWorkers(ctx)
 	return err == nil
 }
+
+// StopOwn stops the buildkitd that an agent with dataDir started, if any.
+func StopOwn(dataDir string) error {
+	d, err := New(Config{DataDir: dataDir})
+	if err != nil {
+		return err
+	}
+	return d.Stop(10 * time.Second)
+}

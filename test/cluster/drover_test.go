@@ -15,6 +15,7 @@ import (
 
 	"github.com/drover-org/drover/api"
 	"github.com/drover-org/drover/internal/mesh"
+	"github.com/drover-org/drover/internal/buildkitd"
 	"github.com/drover-org/drover/internal/runtime/containerd"
 	"github.com/drover-org/drover/test/harness"
 )
@@ -169,6 +170,7 @@ func removeContainers(t *testing.T, agentDir, dir string) {
 		}
 		drv.Close()
 	}
+	_ = buildkitd.StopOwn(agentDir)
 	_ = containerd.StopOwnContainerd(agentDir)
 	_ = mesh.StopOwn(filepath.Join(agentDir, "mesh"))
 	b, _ := os.ReadFile("/proc/self/mounts")

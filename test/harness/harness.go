@@ -19,6 +19,7 @@ import (
 	"github.com/drover-org/drover/internal/imagebuild"
 	"github.com/drover-org/drover/internal/mesh"
 	"github.com/drover-org/drover/internal/network"
+	"github.com/drover-org/drover/internal/buildkitd"
 	"github.com/drover-org/drover/internal/runtime/containerd"
 	"github.com/drover-org/drover/internal/testenv"
 )
@@ -315,6 +316,7 @@ func (s *Server) cleanup() {
 		}
 		drv.Close()
 	}
+	_ = buildkitd.StopOwn(agentDir)
 	_ = containerd.StopOwnContainerd(agentDir)
 	_ = mesh.StopOwn(filepath.Join(agentDir, "mesh"))
 	if m, err := network.New(network.Config{StateDir: filepath.Join(agentDir, "network")}); err == nil {
