@@ -14,8 +14,8 @@ import (
 	"time"
 
 	"github.com/drover-org/drover/api"
-	"github.com/drover-org/drover/internal/mesh"
 	"github.com/drover-org/drover/internal/buildkitd"
+	"github.com/drover-org/drover/internal/mesh"
 	"github.com/drover-org/drover/internal/runtime/containerd"
 	"github.com/drover-org/drover/test/harness"
 )

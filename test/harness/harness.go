@@ -16,10 +16,10 @@ import (
 	"time"
 
 	"github.com/drover-org/drover/api"
+	"github.com/drover-org/drover/internal/buildkitd"
 	"github.com/drover-org/drover/internal/imagebuild"
 	"github.com/drover-org/drover/internal/mesh"
 	"github.com/drover-org/drover/internal/network"
-	"github.com/drover-org/drover/internal/buildkitd"
 	"github.com/drover-org/drover/internal/runtime/containerd"
 	"github.com/drover-org/drover/internal/testenv"
 )
