@@ -317,18 +317,39 @@ type DeployOptions struct {
 	ForceRecreate bool
 	NoRecreate    bool
 	NoStart       bool
+	// Confirm holds every changed service at its canary step until
+	// `drover promote` or `drover rollback` (up --confirm).
+	Confirm bool
 }
 
 // Deploy creates or updates a stack with options.
 func (c *Client) Deploy(ctx context.Context, spec StackSpec, o DeployOptions) (DeployResult, error) {
 	var r DeployResult
 	q := url.Values{}
-	for k, v := range map[string]bool{"removeOrphans": o.RemoveOrphans, "forceRecreate": o.ForceRecreate, "noRecreate": o.NoRecreate, "noStart": o.NoStart} {
+	for k, v := range map[string]bool{"removeOrphans": o.RemoveOrphans, "forceRecreate": o.ForceRecreate, "noRecreate": o.NoRecreate, "noStart": o.NoStart, "confirm": o.Confirm} {
 		if v {
 			q.Set(k, "true")
 		}
 	}
 	return r, c.Do(ctx, http.MethodPut, "/v1/stacks/"+url.PathEscape(spec.Name)+"?"+q.Encode(), spec, &r)
+}
+
+// Revisions lists a stack's kept revisions, oldest first.
+func (c *Client) Revisions(ctx context.Context, stack string) ([]StackRevision, error) {
+	var out []StackRevision
+	return out, c.Do(ctx, http.MethodGet, "/v1/stacks/"+url.PathEscape(stack)+"/revisions", nil, &out)
+}
+
+// Rollback returns a stack's services to an earlier revision.
+func (c *Client) Rollback(ctx context.Context, stack string, req RollbackRequest) (RolloutResult, error) {
+	var out RolloutResult
+	return out, c.Do(ctx, http.MethodPost, "/v1/stacks/"+url.PathEscape(stack)+"/rollback", req, &out)
+}
+
+// Promote promotes canaries and resumes paused rollouts of a stack.
+func (c *Client) Promote(ctx context.Context, stack string, req PromoteRequest) (RolloutResult, error) {
+	var out RolloutResult
+	return out, c.Do(ctx, http.MethodPost, "/v1/stacks/"+url.PathEscape(stack)+"/promote", req, &out)
 }
 
 // ServiceOp stops, starts, restarts, scales or removes a service.

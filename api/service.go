@@ -5,13 +5,13 @@ import "time"
 // ServiceSpec is what Drover runs for one Compose service. A nil Command or
 // Entrypoint means "the image's own".
 type ServiceSpec struct {
-	Name            string            `json:"name"`
-	Image           string            `json:"image"`
-	PullPolicy      string            `json:"pullPolicy,omitempty"` // Compose pull_policy: "" (missing), "always" or "never"
+	Name       string `json:"name"`
+	Image      string `json:"image"`
+	PullPolicy string `json:"pullPolicy,omitempty"` // Compose pull_policy: "" (missing), "always" or "never"
 	// ImageDigest is the manifest digest of an image the CLI built (a
 	// service with build:): a rebuilt image changes the spec, so up
 	// recreates the service's containers, and an unchanged one does not.
-	ImageDigest string `json:"imageDigest,omitempty"`
+	ImageDigest     string            `json:"imageDigest,omitempty"`
 	Command         []string          `json:"command,omitempty"`
 	Entrypoint      []string          `json:"entrypoint,omitempty"`
 	Env             []string          `json:"env,omitempty"`
@@ -64,6 +64,14 @@ type ServiceSpec struct {
 	// Reservations are what each task needs of a node; the scheduler never
 	// overcommits them.
 	Reservations Resources `json:"reservations,omitzero"`
+
+	// UpdateConfig and RollbackConfig are deploy.update_config and
+	// deploy.rollback_config; RolloutSettings the x-drover rollout keys.
+	// They say how tasks are replaced, so changing only them replaces no
+	// task.
+	UpdateConfig    *UpdateConfig   `json:"updateConfig,omitempty"`
+	RollbackConfig  *UpdateConfig   `json:"rollbackConfig,omitempty"`
+	RolloutSettings RolloutSettings `json:"rolloutSettings,omitzero"`
 }
 
 // Placement is deploy.placement.
@@ -256,7 +264,45 @@ type Service struct {
 	Stopped bool `json:"stopped,omitempty"`
 	// OneOff marks a `drover run` container's service: not part of the
 	// Compose file, never an orphan, gone with the project.
-	OneOff    bool      `json:"oneOff,omitempty"`
+	OneOff bool `json:"oneOff,omitempty"`
+	// Rollout is the state of the latest update of the spec (nil: never
+	// updated since it was created).
+	Rollout *Rollout `json:"rollout,omitempty"`
+	// PreviousSpec and PreviousVersion are what the service ran before its
+	// latest update: a failed rollout returns to them.
+	PreviousSpec    *ServiceSpec `json:"previousSpec,omitempty"`
+	PreviousVersion uint64       `json:"previousVersion,omitempty"`
+	// SameAs are earlier versions whose spec equals this one (a rollback
+	// returns to one): their tasks are current and are not replaced.
+	SameAs    []uint64  `json:"sameAs,omitempty"`
 	CreatedAt time.Time `json:"createdAt"`
 	UpdatedAt time.Time `json:"updatedAt"`
+}
+
+// Current reports whether a task made from spec version v runs the
+// service's current spec.
+func (s Service) Current(v uint64) bool {
+	if v == s.Version {
+		return true
+	}
+	for _, o := range s.SameAs {
+		if o == v {
+			return true
+		}
+	}
+	return false
+}
+
+// Update returns the config that paces the service's current rollout:
+// its rollback config when rolling back, else its update config, with
+// Swarm's defaults.
+func (s Service) Update() UpdateConfig {
+	c := s.Spec.UpdateConfig
+	if s.Rollout != nil && s.Rollout.Rollback {
+		c = s.Spec.RollbackConfig
+	}
+	if c == nil {
+		return UpdateConfig{}.Effective()
+	}
+	return c.Effective()
 }

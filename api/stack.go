@@ -57,9 +57,12 @@ type Stack struct {
 	Removing bool      `json:"removing,omitempty"`
 	// RemoveVolumes asks, with Removing, that the named volumes go too
 	// (`down -v`).
-	RemoveVolumes bool      `json:"removeVolumes,omitempty"`
-	CreatedAt     time.Time `json:"createdAt"`
-	UpdatedAt     time.Time `json:"updatedAt"`
+	RemoveVolumes bool `json:"removeVolumes,omitempty"`
+	// Revision is the number of the stack's latest revision (each up that
+	// changes a service, and each rollback, makes one).
+	Revision  int       `json:"revision,omitempty"`
+	CreatedAt time.Time `json:"createdAt"`
+	UpdatedAt time.Time `json:"updatedAt"`
 }
 
 // Network is a stack's network with the addresses the control plane leased
