@@ -136,12 +136,15 @@ type StackRevision struct {
 	Kind       string    `json:"kind"`
 	RollbackTo int       `json:"rollbackTo,omitempty"`
 	CreatedAt  time.Time `json:"createdAt"`
-	// Changed are the services whose spec this revision changed.
+	// Changed are the services whose spec this revision changed;
+	// Rollouts those of them whose running tasks a rollout replaced.
 	Changed  []string          `json:"changed,omitempty"`
+	Rollouts []string          `json:"rollouts,omitempty"`
 	Services []RevisionService `json:"services"`
 	// Outcomes are the end of each changed service's rollout
 	// ("completed", "paused: why", "rolled back: why"), filled as they
-	// end; Outcome sums them up ("in progress" until all ended).
+	// end; Outcome sums them up: "rolled back" or "paused" if one was,
+	// else "in progress" until all ended, then "completed".
 	Outcomes map[string]string `json:"outcomes,omitempty"`
 	Outcome  string            `json:"outcome,omitempty"`
 }

@@ -110,7 +110,10 @@ type DeployResult struct {
 	Changed []string `json:"changed,omitempty"`
 	// Orphans lists services the server runs for this stack that the spec
 	// no longer names; they are removed only when asked to.
-	Orphans  []string `json:"orphans,omitempty"`
+	Orphans []string `json:"orphans,omitempty"`
+	// Updated lists the changed services whose running tasks are replaced
+	// by a rollout (see each service's Rollout).
+	Updated  []string `json:"updated,omitempty"`
 	Warnings []string `json:"warnings,omitempty"`
 }
 

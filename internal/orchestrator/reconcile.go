@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/drover-org/drover/api"
+	"github.com/drover-org/drover/internal/rollout"
 	"github.com/drover-org/drover/internal/scheduler"
 )
 
@@ -33,6 +34,9 @@ type Actions struct {
 	Assign   []scheduler.Placement
 	Unplaced []scheduler.Unplaced
 	Shutdown []string // task IDs whose desired state becomes shutdown
+	// Services are services whose rollout changes: its progress, its end,
+	// or a rollback to the previous spec.
+	Services []api.Service
 	Delete   []string // task IDs whose records go (their containers are gone)
 	// DeleteStacks are stacks being removed that have no task left.
 	DeleteStacks []string
@@ -43,7 +47,7 @@ type Actions struct {
 
 // Empty reports whether there is nothing to write.
 func (a Actions) Empty() bool {
-	return len(a.Create)+len(a.Assign)+len(a.Shutdown)+len(a.Delete)+len(a.DeleteStacks)+len(a.Unplaced) == 0
+	return len(a.Create)+len(a.Assign)+len(a.Shutdown)+len(a.Delete)+len(a.DeleteStacks)+len(a.Unplaced)+len(a.Services) == 0
 }
 
 // Back-off between restarts of a slot that keeps failing: it doubles from
@@ -129,6 +133,10 @@ func Reconcile(in Input) Actions {
 		nodes[n.ID] = n
 		nodeSlot[n.ID] = i + 1
 	}
+	// Services whose rollout state changes, and those whose failed
+	// rollout asks for a rollback (why).
+	updates := map[string]api.Service{}
+	rollbacks := map[string]string{}
 	for _, key := range keys {
 		svc := services[key]
 		if svc.Stopped {
@@ -157,32 +165,90 @@ func Reconcile(in Input) Actions {
 		for _, slot := range wanted {
 			isWanted[slot] = true
 		}
+		mk := func(slot int, restarts []time.Time) api.Task {
+			t := newTask(in, svc, slot, restarts)
+			if pin := pins[slot]; pin != "" {
+				t.Spec = scheduler.PinToNode(t.Spec, pin)
+			}
+			return t
+		}
+		// Each slot keeps its newest task of the current spec and, while
+		// it is being updated, its newest older one; any other goes.
+		rs := make([]rollout.Slot, 0, len(wanted))
 		for _, slot := range wanted {
-			live := newestFirst(slots[slot])
-			for _, extra := range live[min(1, len(live)):] {
-				act.Shutdown = append(act.Shutdown, extra.ID)
-			}
-			mk := func(restarts []time.Time) api.Task {
-				t := newTask(in, svc, slot, restarts)
-				if pin := pins[slot]; pin != "" {
-					t.Spec = scheduler.PinToNode(t.Spec, pin)
+			rsl := rollout.Slot{Number: slot}
+			for _, t := range newestFirst(slots[slot]) {
+				current := svc.Current(t.SpecVersion) && !dependencyUpdated(*t, svc, services)
+				switch {
+				case current && rsl.New == nil:
+					rsl.New = t
+				case !current && rsl.Old == nil:
+					rsl.Old = t
+				default:
+					act.Shutdown = append(act.Shutdown, t.ID)
 				}
-				return t
 			}
-			if len(live) == 0 {
-				act.Create = append(act.Create, mk(nil))
+			if rsl.New == nil && rsl.Old == nil {
+				act.Create = append(act.Create, mk(slot, nil))
+				rs = append(rs, rsl)
 				continue
 			}
-			cur := live[0]
+			if o := rsl.Old; o != nil && rsl.New == nil && (svc.Rollout == nil || !serving(nodes, o)) {
+				// Replaced at once: a restart (no rollout), or an old
+				// task that serves nothing (ended, unhealthy, unplaced
+				// or on a lost node) is not worth waiting for.
+				act.Shutdown = append(act.Shutdown, o.ID)
+				rsl.Old = nil
+				act.Create = append(act.Create, mk(slot, o.Restarts))
+				continue
+			}
+			rs = append(rs, rsl)
+		}
+		dec := rollout.Decide(rollout.Input{Service: svc, Slots: rs, Now: in.Now})
+		if dec.Rollback != "" {
+			rollbacks[svc.Stack+"/"+svc.Spec.Name] = dec.Rollback
+		}
+		if dec.Rollout != nil {
+			sv := svc
+			sv.Rollout = dec.Rollout
+			updates[key] = sv
+		}
+		act.Wake = earliest(act.Wake, dec.Wake)
+		starts := map[int]rollout.Start{}
+		for _, st := range dec.Start {
+			starts[st.Slot] = st
+		}
+		for _, rsl := range rs {
+			slot, cur, old := rsl.Number, rsl.New, rsl.Old
+			if st, ok := starts[slot]; ok && old != nil && cur == nil {
+				if !st.KeepOld {
+					act.Shutdown = append(act.Shutdown, old.ID)
+				} else if old.NodeID != "" {
+					placed = append(placed, old)
+				}
+				act.Create = append(act.Create, mk(slot, nil))
+				continue
+			}
+			if old != nil {
+				switch {
+				case cur != nil && !dec.Hold[slot] && (rollout.Ready(cur) || !keepsOld(svc.Rollout)):
+					// Its replacement serves, or no rollout waits for it
+					// to: the old task goes (and drains its connections
+					// first).
+					act.Shutdown = append(act.Shutdown, old.ID)
+				case old.NodeID != "":
+					placed = append(placed, old)
+				}
+			}
+			if cur == nil {
+				continue
+			}
 			switch {
-			case cur.SpecVersion != svc.Version || dependencyUpdated(*cur, svc, services):
-				act.Shutdown = append(act.Shutdown, cur.ID)
-				act.Create = append(act.Create, mk(nil))
 			case cur.NodeID != "" && nodeLost(nodes, cur.NodeID):
 				// Its node was drained, went down or left: run it
 				// elsewhere. The old task is stopped if the node returns.
 				act.Shutdown = append(act.Shutdown, cur.ID)
-				act.Create = append(act.Create, mk(cur.Restarts))
+				act.Create = append(act.Create, mk(slot, cur.Restarts))
 			case cur.Status.State == api.StateRunning && cur.Status.Health == api.HealthUnhealthy:
 				// As Swarm does: an unhealthy container is replaced,
 				// whatever the restart condition, with the same back-off.
@@ -214,6 +280,19 @@ func Reconcile(in Input) Actions {
 				act.Shutdown = append(act.Shutdown, t.ID)
 			}
 		}
+	}
+
+	for _, key := range slices.Sorted(maps.Keys(rollbacks)) {
+		for _, sv := range rollout.RollbackTargets(services[key], in.Services) {
+			why := rollbacks[key]
+			if sv.Spec.Name != services[key].Spec.Name {
+				why = fmt.Sprintf("rolled back with service %q: %s", services[key].Spec.Name, why)
+			}
+			updates[sv.Stack+"/"+sv.Spec.Name] = rollout.Revert(sv, *sv.PreviousSpec, sv.PreviousVersion, why, in.Now)
+		}
+	}
+	for _, key := range slices.Sorted(maps.Keys(updates)) {
+		act.Services = append(act.Services, updates[key])
 	}
 
 	// Place new tasks and those still waiting for a node, unless their
@@ -284,6 +363,19 @@ func Reconcile(in Input) Actions {
 	return act
 }
 
+// keepsOld reports whether a rollout keeps an old task beside its
+// replacement until the replacement is ready: while it updates, waits
+// for a promotion or is paused (the old tasks serve meanwhile).
+func keepsOld(r *api.Rollout) bool {
+	return r != nil && (r.Active() || r.State == api.RolloutPaused)
+}
+
+// serving reports whether an old task still serves, so that its
+// replacement is paced by the rollout rather than made at once.
+func serving(nodes map[string]api.Node, t *api.Task) bool {
+	return t.NodeID != "" && !nodeLost(nodes, t.NodeID) && t.Status.State == api.StateRunning && t.Status.Health != api.HealthUnhealthy
+}
+
 // nodeLost reports whether tasks on a node must run elsewhere: it was
 // drained, was marked down, or is no longer part of the cluster.
 func nodeLost(nodes map[string]api.Node, id string) bool {
@@ -349,7 +441,7 @@ func dependencyBlock(svc api.Service, services map[string]api.Service, bySlot ma
 		var running, healthy, done int
 		for slot := 1; slot <= dep.Spec.Replicas; slot++ {
 			live := newestFirst(bySlot[svc.Stack+"/"+d.Service][slot])
-			if len(live) == 0 || live[0].SpecVersion != dep.Version {
+			if len(live) == 0 || !dep.Current(live[0].SpecVersion) {
 				continue
 			}
 			t := live[0]

@@ -132,6 +132,14 @@ func (s *Server) ReconcileOnce(ctx context.Context) (time.Time, error) {
 			}
 		}
 	}
+	if len(act.Services) > 0 {
+		// Rollout states (and rollbacks) first, guarded: a deploy that
+		// changed a service since the snapshot wins, and this pass is
+		// done again from the new state.
+		if err := s.writeRollouts(ctx, snap, act.Services); err != nil {
+			return time.Time{}, err
+		}
+	}
 	put := func(t api.Task) {
 		t.Status = api.TaskStatus{} // the agent's, kept under its own key
 		txn.Put(store.TaskKey(t.ID), t)

@@ -36,6 +36,7 @@ func (s *Server) deployStack(w http.ResponseWriter, r *http.Request) {
 	res, err := s.Deploy(ctx, spec, DeployOptions{
 		RemoveOrphans: q.Get("removeOrphans") == "true", ForceRecreate: q.Get("forceRecreate") == "true",
 		NoRecreate: q.Get("noRecreate") == "true", NoStart: q.Get("noStart") == "true",
+		Confirm: q.Get("confirm") == "true",
 	})
 	if err != nil {
 		writeError(w, err)
@@ -50,6 +51,7 @@ type DeployOptions struct {
 	ForceRecreate bool // replace every container, changed or not
 	NoRecreate    bool // keep existing services' containers even if changed
 	NoStart       bool // new services are created stopped
+	Confirm       bool // hold every update at its canaries until promoted
 }
 
 // Deploy creates or updates a stack in one transaction: either all of it is
@@ -172,8 +174,6 @@ func (s *Server) planDeploy(snap *store.Snapshot, spec api.StackSpec, opts Deplo
 		st.Networks = append(st.Networks, net)
 	}
 	sort.Slice(st.Networks, func(i, j int) bool { return st.Networks[i].Name < st.Networks[j].Name })
-	txn.Put(stackKey, st)
-	res.Stack = st
 
 	existing := map[string]api.Service{}
 	for _, sv := range snap.Services {
@@ -182,6 +182,9 @@ func (s *Server) planDeploy(snap *store.Snapshot, spec api.StackSpec, opts Deplo
 		}
 	}
 	ended := endedTasks(snap, spec.Name)
+	hasTasks := servicesWithTasks(snap, spec.Name)
+	revision := st.Revision + 1
+	var updated []string
 	for _, sp := range spec.Services {
 		key := store.ServiceKey(spec.Name, sp.Name)
 		old, ok := existing[sp.Name]
@@ -197,27 +200,44 @@ func (s *Server) planDeploy(snap *store.Snapshot, spec api.StackSpec, opts Deplo
 			continue
 		}
 		sv := api.Service{ID: s.cfg.NewID(), Stack: spec.Name, Spec: sp, Version: 1, CreatedAt: now, UpdatedAt: now, Stopped: opts.NoStart}
+		changed := true
 		if ok {
 			// up starts stopped services; up --no-start leaves them be.
 			sv.ID, sv.CreatedAt, sv.Version, sv.Stopped = old.ID, old.CreatedAt, old.Version, old.Stopped && opts.NoStart
-			scaled := old.Spec
+			sv.Rollout, sv.PreviousSpec, sv.PreviousVersion, sv.SameAs = old.Rollout, old.PreviousSpec, old.PreviousVersion, old.SameAs
+			scaled := withPace(old.Spec, sp)
 			scaled.Replicas = sp.Replicas
 			switch {
 			case opts.ForceRecreate:
 				sv.Version++
 			case sameSpec(scaled, sp):
-				// Only the count changed: add or remove replicas, leave
-				// the running ones alone.
+				// Only the count or the pace of updates changed: add or
+				// remove replicas, leave the running ones alone.
+				changed = old.Spec.Replicas != sp.Replicas || old.Stopped != sv.Stopped
 			case opts.NoRecreate:
-				sv.Spec = scaled
+				sv.Spec = withPace(scaled, sp)
 			default:
 				sv.Version++
+			}
+			if sv.Version != old.Version {
+				sv.PreviousSpec, sv.PreviousVersion, sv.SameAs = &old.Spec, old.Version, nil
+				sv.Rollout = nil
+				if hasTasks[sp.Name] {
+					r, err := newRollout(sv, revision, now, opts.Confirm)
+					if err != nil {
+						return nil, res, err
+					}
+					sv.Rollout = r
+					updated = append(updated, sp.Name)
+				}
 			}
 		}
 		txn.Unchanged(key, snap.ModRevisions[key])
 		txn.Put(key, sv)
 		res.Services = append(res.Services, sv)
-		res.Changed = append(res.Changed, sp.Name)
+		if changed {
+			res.Changed = append(res.Changed, sp.Name)
+		}
 	}
 	for name := range existing {
 		if opts.RemoveOrphans {
@@ -225,6 +245,15 @@ func (s *Server) planDeploy(snap *store.Snapshot, spec api.StackSpec, opts Deplo
 		}
 		res.Orphans = append(res.Orphans, name)
 	}
+	if len(res.Changed) > 0 {
+		st.Revision = revision
+	}
+	txn.Put(stackKey, st)
+	res.Stack = st
+	if len(res.Changed) > 0 {
+		writeRevision(txn, api.StackRevision{Stack: spec.Name, Number: revision, Kind: "up", CreatedAt: now, Changed: res.Changed, Rollouts: updated}, res.Services)
+	}
+	res.Updated = updated
 	sort.Strings(res.Orphans)
 	return txn, res, nil
 }
@@ -261,6 +290,13 @@ func withDigests(refs []api.FileRef, digests map[string]string, kind string) []a
 		out[i].Digest = digests[kind+"/"+out[i].Source]
 	}
 	return out
+}
+
+// withPace returns spec with the update settings of from: they pace an
+// update and never make one.
+func withPace(spec, from api.ServiceSpec) api.ServiceSpec {
+	spec.UpdateConfig, spec.RollbackConfig, spec.RolloutSettings = from.UpdateConfig, from.RollbackConfig, from.RolloutSettings
+	return spec
 }
 
 // sameSpec compares specs by their wire form, so nil and empty agree.

@@ -596,3 +596,51 @@ func SecretPrefix(stack string) string { return Prefix + "secrets/" + stack + "/
 
 // VolumeDeleteKey asks the agents to delete a named volume (`down -v`).
 func VolumeDeleteKey(fullName string) string { return Prefix + "volumedeletes/" + fullName }
+
+// HistoryPrefix holds stack revisions. It lies outside Prefix so that
+// snapshots and watches, which the controller takes on every change, do
+// not carry them.
+const HistoryPrefix = "/drover-history/"
+
+// RevisionKey is where revision n of a stack is kept.
+func RevisionKey(stack string, n int) string {
+	return fmt.Sprintf("%srevisions/%s/%08d", HistoryPrefix, stack, n)
+}
+
+// RevisionOutcomeKey holds how the rollout of one service of revision n
+// ended.
+func RevisionOutcomeKey(stack string, n int, service string) string {
+	return fmt.Sprintf("%soutcomes/%s/%08d/%s", HistoryPrefix, stack, n, service)
+}
+
+// Revisions reads a stack's kept revisions, oldest first, with the
+// outcomes recorded for them.
+func (s *Store) Revisions(ctx context.Context, stack string) ([]api.StackRevision, error) {
+	revs, err := s.ListRaw(ctx, HistoryPrefix+"revisions/"+stack+"/")
+	if err != nil {
+		return nil, err
+	}
+	outs, err := s.ListRaw(ctx, HistoryPrefix+"outcomes/"+stack+"/")
+	if err != nil {
+		return nil, err
+	}
+	var out []api.StackRevision
+	for key, b := range revs {
+		var r api.StackRevision
+		if err := json.Unmarshal(b, &r); err != nil {
+			return nil, fmt.Errorf("store key %s holds bad JSON: %w", key, err)
+		}
+		prefix := fmt.Sprintf("%soutcomes/%s/%08d/", HistoryPrefix, stack, r.Number)
+		for k, v := range outs {
+			if svc, ok := strings.CutPrefix(k, prefix); ok {
+				if r.Outcomes == nil {
+					r.Outcomes = map[string]string{}
+				}
+				r.Outcomes[svc] = string(v)
+			}
+		}
+		out = append(out, r)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Number < out[j].Number })
+	return out, nil
+}
