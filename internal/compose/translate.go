@@ -157,6 +157,9 @@ func (t *translator) service(s types.ServiceConfig, p *types.Project) (api.Servi
 	if spec.NetworkMode, err = t.networkMode(s); err != nil {
 		return api.ServiceSpec{}, err
 	}
+	if err = t.rollout(s, &spec); err != nil {
+		return spec, err
+	}
 	if err = t.deployment(s, &spec); err != nil {
 		return api.ServiceSpec{}, err
 	}

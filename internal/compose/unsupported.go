@@ -35,7 +35,8 @@ var serviceKeys = map[string]bool{
 
 // deployKeys are the deploy keys Drover honours; mode is checked apart,
 // resources in part (see resourceLimits).
-var deployKeys = map[string]bool{"replicas": true, "restart_policy": true, "mode": true, "resources": true, "placement": true}
+var deployKeys = map[string]bool{"replicas": true, "restart_policy": true, "mode": true, "resources": true, "placement": true,
+	"update_config": true, "rollback_config": true}
 
 func (t *translator) unsupported(s types.ServiceConfig) {
 	for _, key := range setFields(&s, serviceKeys) {
