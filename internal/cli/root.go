@@ -180,5 +180,6 @@ func Commands(g *Globals) []*cobra.Command {
 		rmCommand(g), scaleCommand(g), topCommand(g), portCommand(g), imagesCommand(g),
 		waitCommand(g), eventsCommand(g), statsCommand(g), nodeCommand(g), clientCommand(g),
 		loginCommand(g), logoutCommand(g),
+		historyCommand(g), rollbackCommand(g), promoteCommand(g), rolloutCommand(g),
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -14,13 +15,14 @@ import (
 )
 
 func upCommand(g *Globals) *cobra.Command {
-	var detach, removeOrphans, wait, forceRecreate, noRecreate, noStart bool
+	var detach, removeOrphans, wait, forceRecreate, noRecreate, noStart, confirm bool
 	var builds upBuilds
 	var waitTimeout time.Duration
 	cmd := &cobra.Command{
 		Use:   "up",
 		Short: "Create and start the project's containers",
-		Long: "Deploys the Compose project and waits until every container runs. With -d it returns then; " +
+		Long: "Deploys the Compose project and waits until every container runs and every changed service's rolling update " +
+			"has ended (it fails when one paused or rolled back). With -d it returns then; " +
 			"otherwise it streams the containers' logs until Ctrl-C, then takes the project down.",
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -40,7 +42,7 @@ func upCommand(g *Globals) *cobra.Command {
 				return fmt.Errorf("--build and --no-build cannot be used together")
 			}
 			return runUp(ctx, g, upOptions{detach: detach || noStart, waitHealthy: wait, noStart: noStart, builds: builds,
-				deploy: api.DeployOptions{RemoveOrphans: removeOrphans, ForceRecreate: forceRecreate, NoRecreate: noRecreate, NoStart: noStart}})
+				deploy: api.DeployOptions{RemoveOrphans: removeOrphans, ForceRecreate: forceRecreate, NoRecreate: noRecreate, NoStart: noStart, Confirm: confirm}})
 		},
 	}
 	cmd.Flags().BoolVar(&forceRecreate, "force-recreate", false, "replace every container, even if its service did not change")
@@ -50,6 +52,7 @@ func upCommand(g *Globals) *cobra.Command {
 	cmd.Flags().DurationVar(&waitTimeout, "wait-timeout", 0, "with --wait, give up after this long (e.g. 60s)")
 	cmd.Flags().BoolVarP(&detach, "detach", "d", false, "return once the containers run")
 	cmd.Flags().BoolVar(&removeOrphans, "remove-orphans", false, "remove services the Compose file no longer defines")
+	cmd.Flags().BoolVar(&confirm, "confirm", false, "hold every update at its canaries (1 task unless x-drover.canary says) until drover promote or drover rollback")
 	cmd.Flags().BoolVar(&builds.always, "build", false, "build the images of services with build: before starting")
 	cmd.Flags().BoolVar(&builds.never, "no-build", false, "build no image, even a missing one")
 	builds.flags.register(cmd, false)
@@ -97,6 +100,11 @@ func runUp(ctx context.Context, g *Globals, o upOptions) error {
 	if err := waitRunning(ctx, c, g.Err, dr, o.waitHealthy); err != nil {
 		return err
 	}
+	if len(dr.Updated) > 0 {
+		if err := followRollouts(ctx, c, g.Err, dr.Stack.Name, dr.Updated, false); err != nil {
+			return err
+		}
+	}
 	if o.detach {
 		return nil
 	}
@@ -116,7 +124,11 @@ func runUp(ctx context.Context, g *Globals, o upOptions) error {
 func waitRunning(ctx context.Context, c *api.Client, out io.Writer, dr api.DeployResult, healthy bool) error {
 	versions := map[string]api.Service{}
 	for _, s := range dr.Services {
-		versions[s.Spec.Name] = s
+		// A service under a rolling update is followed by its rollout
+		// (followRollouts), whose failures are its own business.
+		if !slices.Contains(dr.Updated, s.Spec.Name) {
+			versions[s.Spec.Name] = s
+		}
 	}
 	printed := map[string]string{}
 	var lastUnplaced string
