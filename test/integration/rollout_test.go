@@ -27,8 +27,8 @@ services:
     healthcheck:
       test: ["CMD", "wget", "-q", "-O", "/dev/null", "http://127.0.0.1/"]
       interval: 500ms
-      timeout: 2s
-      retries: 2
+      timeout: 5s # generous: probes of every container slow down together on a loaded machine
+      retries: 3
     deploy:
       replicas: %d
 %s`, harness.Image, version, port, replicas, deploy)
