@@ -168,7 +168,8 @@ func (g *Globals) ProjectNameOnly(ctx context.Context) (string, error) {
 // Commands returns the client commands.
 func Commands(g *Globals) []*cobra.Command {
 	return []*cobra.Command{
-		upCommand(g), downCommand(g), psCommand(g), logsCommand(g), configCommand(g), buildCommand(g),
+		upCommand(g), historyCommand(g), rollbackCommand(g), promoteCommand(g), rolloutCommand(g),
+		downCommand(g), psCommand(g), logsCommand(g), configCommand(g), buildCommand(g),
 		imageCommand(g), versionCommand(g), lsCommand(g),
 		execCommand(g), runCommand(g), cpCommand(g),
 		serviceOpCommand(g, "start", "Start the services' containers", "start"),
@@ -180,6 +181,5 @@ func Commands(g *Globals) []*cobra.Command {
 		rmCommand(g), scaleCommand(g), topCommand(g), portCommand(g), imagesCommand(g),
 		waitCommand(g), eventsCommand(g), statsCommand(g), nodeCommand(g), clientCommand(g),
 		loginCommand(g), logoutCommand(g),
-		historyCommand(g), rollbackCommand(g), promoteCommand(g), rolloutCommand(g),
 	}
 }

@@ -97,13 +97,10 @@ func runUp(ctx context.Context, g *Globals, o upOptions) error {
 		}
 		return nil
 	}
+	// Even with -d: scripts rely on up's exit status saying whether the
+	// update made it.
 	if err := waitRunning(ctx, c, g.Err, dr, o.waitHealthy); err != nil {
 		return err
-	}
-	if len(dr.Updated) > 0 {
-		if err := followRollouts(ctx, c, g.Err, dr.Stack.Name, dr.Updated, false); err != nil {
-			return err
-		}
 	}
 	if o.detach {
 		return nil
@@ -120,25 +117,56 @@ func runUp(ctx context.Context, g *Globals, o upOptions) error {
 }
 
 // waitRunning follows the project's tasks until every service has its
-// replicas started, printing progress; a task that fails ends it.
+// replicas started, printing progress; a task that fails ends it. The
+// services a rollout updates (dr.Updated) are followed by their rollout
+// instead, in the same loop: they are done when it ended or waits at its
+// canaries, and fail when it paused or rolled back. Their failing tasks
+// are the rollout's business, not a failure of their own.
 func waitRunning(ctx context.Context, c *api.Client, out io.Writer, dr api.DeployResult, healthy bool) error {
+	var rollouts *rolloutFollower
+	if len(dr.Updated) > 0 {
+		want := map[string]int{}
+		for _, s := range dr.Services {
+			if slices.Contains(dr.Updated, s.Spec.Name) && s.Rollout != nil {
+				want[s.Spec.Name] = s.Rollout.Revision
+			}
+		}
+		rollouts = newRolloutFollower(out, dr.Updated, want, nil)
+	}
 	versions := map[string]api.Service{}
 	for _, s := range dr.Services {
-		// A service under a rolling update is followed by its rollout
-		// (followRollouts), whose failures are its own business.
-		if !slices.Contains(dr.Updated, s.Spec.Name) {
-			versions[s.Spec.Name] = s
-		}
+		versions[s.Spec.Name] = s
 	}
 	printed := map[string]string{}
 	var lastUnplaced string
 	var nodeNames nodeNamer
-	tick := time.NewTicker(200 * time.Millisecond)
+	// waiting prints why a task that is not started yet waits: no node
+	// for it, or its image on its way.
+	waiting := func(t api.Task) {
+		if t.Unplaced != "" && t.Unplaced != lastUnplaced {
+			lastUnplaced = t.Unplaced
+			fmt.Fprintf(out, " ⠿ Container %s  Waiting: %s\n", t.Name(), t.Unplaced)
+		}
+		// Image transfers can take a while: say so, per node.
+		if msg := t.Status.Message; imageMessage(msg) && printed[t.ID] != msg {
+			printed[t.ID] = msg
+			fmt.Fprintf(out, " ⠿ Container %s  %s%s\n", t.Name(), msg, nodeNames.of(ctx, c, t.NodeID))
+		}
+	}
+	tick := time.NewTicker(pollInterval)
 	defer tick.Stop()
 	for {
 		tasks, err := c.Tasks(ctx, dr.Stack.Name)
 		if err != nil {
 			return err
+		}
+		rolloutsDone, rolloutFailures := true, []string(nil)
+		if rollouts != nil {
+			info, err := c.Stack(ctx, dr.Stack.Name)
+			if err != nil {
+				return err
+			}
+			rolloutsDone, rolloutFailures = rollouts.observe(info, tasks)
 		}
 		done := true
 		var failures []string
@@ -146,6 +174,12 @@ func waitRunning(ctx context.Context, c *api.Client, out io.Writer, dr api.Deplo
 		for _, t := range tasks {
 			sv, ok := versions[t.Service]
 			if !ok || t.DesiredState != api.DesiredRunning || t.SpecVersion != sv.Version {
+				continue
+			}
+			if rollouts.following(t.Service) {
+				if t.Status.State != api.StateRunning && !t.Status.Terminal() {
+					waiting(t)
+				}
 				continue
 			}
 			perService[t.Service]++
@@ -174,15 +208,7 @@ func waitRunning(ctx context.Context, c *api.Client, out io.Writer, dr api.Deplo
 					failures = append(failures, fmt.Sprintf("service %q: %s", t.Service, t.Unplaced))
 					continue
 				}
-				if t.Unplaced != "" && t.Unplaced != lastUnplaced {
-					lastUnplaced = t.Unplaced
-					fmt.Fprintf(out, " ⠿ Container %s  Waiting: %s\n", t.Name(), t.Unplaced)
-				}
-				// Image transfers can take a while: say so, per node.
-				if msg := t.Status.Message; imageMessage(msg) && printed[t.ID] != msg {
-					printed[t.ID] = msg
-					fmt.Fprintf(out, " ⠿ Container %s  %s%s\n", t.Name(), msg, nodeNames.of(ctx, c, t.NodeID))
-				}
+				waiting(t)
 				continue
 			}
 			if printed[t.ID] != line {
@@ -196,24 +222,37 @@ func waitRunning(ctx context.Context, c *api.Client, out io.Writer, dr api.Deplo
 			}
 		}
 		for name, sv := range versions {
-			if perService[name] < sv.Spec.Replicas {
+			if !rollouts.following(name) && perService[name] < sv.Spec.Replicas {
 				done = false
 			}
 		}
 		if len(failures) > 0 {
 			sort.Strings(failures)
-			return fmt.Errorf("%s (the project stays deployed as it is: fix the cause and run `drover up` again, or `drover down`)",
-				strings.Join(failures, "; "))
+			more := ""
+			if !rolloutsDone {
+				more = "; the updates of " + strings.Join(dr.Updated, ", ") + " go on (drover rollout status shows them)"
+			}
+			return fmt.Errorf("%s (the project stays deployed as it is: fix the cause and run `drover up` again, or `drover down`%s)",
+				strings.Join(failures, "; "), more)
 		}
-		if done {
+		// A rollout that failed ends up even if other services still
+		// wait: they may wait for it.
+		if rolloutsDone && len(rolloutFailures) > 0 {
+			return errors.New(strings.Join(rolloutFailures, "; "))
+		}
+		if done && rolloutsDone {
 			return nil
 		}
 		select {
 		case <-ctx.Done():
-			if errors.Is(ctx.Err(), context.DeadlineExceeded) {
-				return errors.New("--wait-timeout ran out before every container was running and healthy; the project stays deployed (`drover down` removes it)")
+			goesOn := ""
+			if !rolloutsDone {
+				goesOn = "; the updates go on in the server (drover rollout status shows them)"
 			}
-			return errors.New("interrupted while waiting for the containers to start; the project stays deployed (`drover down` removes it)")
+			if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+				return fmt.Errorf("--wait-timeout ran out before every container was running and healthy; the project stays deployed (`drover down` removes it)%s", goesOn)
+			}
+			return fmt.Errorf("interrupted while waiting for the containers to start; the project stays deployed (`drover down` removes it)%s", goesOn)
 		case <-tick.C:
 		}
 	}
