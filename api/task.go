@@ -34,6 +34,11 @@ type Task struct {
 	Volumes      []Volume `json:"volumes,omitempty"`
 	NodeID       string   `json:"nodeID,omitempty"`
 	DesiredState string   `json:"desiredState"`
+	// StopNow, on a retired task, asks for the stop signal at once: its
+	// service was stopped or removed (down, rm, stop). A task retired by
+	// an update or a scale-down is drained first (its open connections on
+	// published ports end, up to its stop grace period).
+	StopNow bool `json:"stopNow,omitempty"`
 	// DepVersions are the spec versions of the services it depends on when
 	// it was made; a dependency with `restart: true` that gets a new
 	// version makes the task be replaced.

@@ -431,7 +431,7 @@ func (a *Agent) remove(ctx context.Context, t api.Task) bool {
 		if grace <= 0 {
 			grace = 10 * time.Second
 		}
-		if st.State == drt.StateRunning {
+		if st.State == drt.StateRunning && !t.StopNow {
 			a.drain(ctx, t, st.PID, grace)
 		}
 		if err := a.cfg.Driver.Stop(ctx, t.ID, t.Spec.StopSignal, grace); err != nil {

@@ -34,6 +34,9 @@ type Actions struct {
 	Assign   []scheduler.Placement
 	Unplaced []scheduler.Unplaced
 	Shutdown []string // task IDs whose desired state becomes shutdown
+	// StopNow are the tasks of Shutdown whose service was stopped or
+	// removed: they are stopped without draining.
+	StopNow []string
 	// Services are services whose rollout changes: its progress, its end,
 	// or a rollback to the previous spec.
 	Services []api.Service
@@ -95,8 +98,9 @@ func Reconcile(in Input) Actions {
 			continue
 		}
 		key := t.Stack + "/" + t.Service
-		if _, ok := services[key]; !ok {
+		if sv, ok := services[key]; !ok || sv.Stopped {
 			act.Shutdown = append(act.Shutdown, t.ID)
+			act.StopNow = append(act.StopNow, t.ID)
 			continue
 		}
 		if bySlot[key] == nil {

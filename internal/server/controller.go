@@ -149,9 +149,14 @@ func (s *Server) ReconcileOnce(ctx context.Context) (time.Time, error) {
 		s.log.Info("task created", "task", t.ID, "name", t.Name(), "node", t.NodeID, "version", t.SpecVersion)
 		s.emit(taskEvent(t, "create", nil))
 	}
+	stopNow := map[string]bool{}
+	for _, id := range act.StopNow {
+		stopNow[id] = true
+	}
 	for _, id := range act.Shutdown {
 		t := byID[id]
 		t.DesiredState = api.DesiredShutdown
+		t.StopNow = stopNow[id]
 		put(t)
 		s.log.Info("task retired", "task", id, "name", t.Name())
 		s.emit(taskEvent(t, "stop", nil))
