@@ -33,6 +33,10 @@ var (
 	// compose-go's refusal of container_name with replicas, which names
 	// the key where the service belongs and the service where the key does.
 	uniqueNameRE = regexp.MustCompile(`services\.(scale|deploy\.replicas): can't set container_name and ([A-Za-z0-9._-]+) as container name must be unique`)
+	// mapstructure's path of a value compose-go could not decode:
+	// 'services[web].deploy.update_config.delay' time: invalid duration "x".
+	decodePathRE  = regexp.MustCompile(`'([a-z_]+)\[([^\]']+)\]((?:\.[A-Za-z0-9_-]+|\[[0-9]+\])*)' `)
+	decodeIndexRE = regexp.MustCompile(`\[([0-9]+)\]`)
 	// Absolute paths in messages about files that do not open.
 	absPathRE = regexp.MustCompile(`(?:^|[\s"'])(/[^\s:"']+)`)
 	// Which key an error is about, by its wording.
@@ -101,12 +105,30 @@ func toError(err error, src sources, files, displays []string) *Error {
 		msg = "invalid Compose file"
 	}
 
+	// A value that failed to decode: written as a model path, so that the
+	// service, key and line are found as for a schema error.
+	if rest, ok := strings.CutPrefix(msg, "decoding failed due to the following error(s):"); ok {
+		msg = strings.TrimSpace(rest)
+		msg = decodePathRE.ReplaceAllStringFunc(msg, func(m string) string {
+			sub := decodePathRE.FindStringSubmatch(m)
+			return sub[1] + "." + sub[2] + decodeIndexRE.ReplaceAllString(sub[3], ".$1") + ": "
+		})
+	}
+	// compose-go checks the schema on the model marshalled to JSON, which
+	// has no NaN or infinity: find the value that holds one.
+	var path []string
+	if v, ok := strings.CutPrefix(msg, "json: unsupported value: "); ok {
+		msg = v + ": want a finite number"
+		if h, ok := src.findScalar(nonFinite); ok {
+			out.File, out.Line, path = h.file, h.line, h.path
+			msg = h.value + ": want a finite number"
+		}
+	}
 	if m := uniqueNameRE.FindStringSubmatch(msg); m != nil {
 		msg = fmt.Sprintf("services.%s.container_name: cannot be set with %s above 1: a container name must be unique; remove container_name or run one replica", m[2], m[1])
 	}
 
 	// The service and key: from a model path, else from the wording.
-	var path []string
 	if m := modelPathRE.FindString(msg); m != "" {
 		path = splitModelPath(m, src)
 		// "services.web: can't ..." repeats what Service and Key say.
@@ -152,7 +174,7 @@ func toError(err error, src sources, files, displays []string) *Error {
 	case len(path) >= 2 && path[0] == "services":
 		out.Service = path[1]
 		if len(path) >= 3 {
-			out.Key = strings.Join(trimIndexes(path[2:3]), ".")
+			out.Key = strings.Join(trimIndexes(path[2:]), ".")
 		}
 	case len(path) > 0:
 		out.Key = strings.Join(trimIndexes(path), ".")
@@ -166,6 +188,17 @@ func toError(err error, src sources, files, displays []string) *Error {
 		out.File = displays[0]
 	}
 	return out
+}
+
+// nonFinite reports whether a scalar reads as NaN or an infinity, in
+// YAML (.nan, -.inf) or to strconv.ParseFloat (NaN, Inf), as compose-go
+// casts interpolated strings.
+func nonFinite(v string) bool {
+	switch strings.ToLower(strings.TrimLeft(v, "+-")) {
+	case ".nan", "nan", ".inf", "inf", "infinity":
+		return true
+	}
+	return false
 }
 
 func trimIndexes(p []string) []string {

@@ -17,6 +17,7 @@ func FuzzLoad(f *testing.F) {
 	f.Add([]byte("services:\n  web:\n    image: nginx\n    ports: [\"80:80\"]\n"))
 	f.Add([]byte("services:\n  a:\n    image: x\n    networks:\n      n:\n        aliases: [b]\nnetworks:\n  n: {}\n"))
 	f.Add([]byte("x-a: &a\n  image: busybox\nservices:\n  s:\n    <<: *a\n    restart: on-failure:2\n"))
+	f.Add([]byte("services:\n  web:\n    image: x\n    x-drover: {canary: 25%, canary_auto_promote: true, rollback: service}\n    deploy:\n      update_config: {parallelism: 0, delay: 1s, order: start-first, failure_action: rollback, monitor: 2s, max_failure_ratio: .5}\n      rollback_config: {failure_action: continue}\n"))
 	f.Fuzz(func(t *testing.T, content []byte) {
 		dir := t.TempDir()
 		file := filepath.Join(dir, "compose.yaml")

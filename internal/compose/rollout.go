@@ -2,6 +2,7 @@ package compose
 
 import (
 	"fmt"
+	"math"
 	"strconv"
 	"strings"
 	"time"
@@ -34,7 +35,10 @@ func (t *translator) rollout(s types.ServiceConfig, spec *api.ServiceSpec) error
 	if !ok {
 		return &Error{Service: s.Name, Key: rolloutKey, Message: fmt.Sprintf("want a mapping (canary, canary_auto_promote, rollback), got %v", raw)}
 	}
-	for key, v := range m {
+	// In key order, so that the same file always gives the same warnings
+	// and, of two bad values, the same error.
+	for _, key := range sortedKeys(m) {
+		v := m[key]
 		where := rolloutKey + "." + key
 		switch key {
 		case "canary":
@@ -69,19 +73,19 @@ func (t *translator) rollout(s types.ServiceConfig, spec *api.ServiceSpec) error
 func canarySetting(v any) (string, error) {
 	switch c := v.(type) {
 	case int:
-		if c < 0 {
-			return "", fmt.Errorf("%d: want a number of tasks of 0 or more, or a percentage like \"25%%\"", c)
-		}
-		return strconv.Itoa(c), nil
+		return canaryCount(int64(c), v)
 	case int64:
-		return canarySetting(int(c))
+		return canaryCount(c, v)
 	case uint64:
-		return canarySetting(int(c))
+		if c > maxTasks {
+			return "", fmt.Errorf("%d: want at most %d tasks, or a percentage like \"25%%\"", c, maxTasks)
+		}
+		return canaryCount(int64(c), v)
 	case float64:
-		if c != float64(int(c)) {
+		if c != math.Trunc(c) || math.Abs(c) > maxTasks {
 			return "", fmt.Errorf("%v: want a whole number of tasks or a percentage like \"25%%\"", c)
 		}
-		return canarySetting(int(c))
+		return canaryCount(int64(c), v)
 	case string:
 		s := strings.TrimSpace(c)
 		if p, ok := strings.CutSuffix(s, "%"); ok {
@@ -91,13 +95,24 @@ func canarySetting(v any) (string, error) {
 			}
 			return strconv.Itoa(n) + "%", nil
 		}
-		n, err := strconv.Atoi(s)
+		n, err := strconv.ParseInt(s, 10, 64)
 		if err != nil {
 			return "", fmt.Errorf("%q: want a number of tasks or a percentage like \"25%%\"", c)
 		}
-		return canarySetting(n)
+		return canaryCount(n, v)
 	}
 	return "", fmt.Errorf("%v: want a number of tasks or a percentage like \"25%%\"", v)
+}
+
+// maxTasks bounds counts of tasks in the file (canary, parallelism): far
+// above any cluster, and below what an int holds everywhere.
+const maxTasks = math.MaxInt32
+
+func canaryCount(n int64, written any) (string, error) {
+	if n < 0 || n > maxTasks {
+		return "", fmt.Errorf("%v: want a number of tasks from 0 to %d, or a percentage like \"25%%\"", written, maxTasks)
+	}
+	return strconv.FormatInt(n, 10), nil
 }
 
 // updateConfig checks and maps one update or rollback config; nil when
@@ -106,8 +121,11 @@ func updateConfig(service, key string, c *types.UpdateConfig, update bool) (*api
 	if c == nil {
 		return nil, nil
 	}
-	out := &api.UpdateConfig{Delay: api.Duration(c.Delay), MaxFailureRatio: float64(c.MaxFailureRatio)}
+	out := &api.UpdateConfig{Delay: api.Duration(c.Delay)}
 	if c.Parallelism != nil {
+		if *c.Parallelism > maxTasks {
+			return nil, &Error{Service: service, Key: key + ".parallelism", Message: fmt.Sprintf("%d: want 0 (all at once) or a number of tasks up to %d", *c.Parallelism, maxTasks)}
+		}
 		p := int(*c.Parallelism)
 		out.Parallelism = &p
 	}
@@ -132,11 +150,18 @@ func updateConfig(service, key string, c *types.UpdateConfig, update bool) (*api
 		}
 		return nil, &Error{Service: service, Key: key + ".failure_action", Message: fmt.Sprintf("%q: want %s", c.FailureAction, want)}
 	}
-	if c.MaxFailureRatio < 0 || c.MaxFailureRatio > 1 {
-		return nil, &Error{Service: service, Key: key + ".max_failure_ratio", Message: fmt.Sprintf("%v: want a ratio from 0 to 1", c.MaxFailureRatio)}
+	// Written as !(in range) so that NaN (.nan in YAML) is refused too.
+	if r := c.MaxFailureRatio; !(r >= 0 && r <= 1) {
+		return nil, &Error{Service: service, Key: key + ".max_failure_ratio", Message: fmt.Sprintf("%v: want a ratio from 0 to 1", r)}
 	}
-	if c.Delay < 0 || c.Monitor < 0 {
-		return nil, &Error{Service: service, Key: key, Message: "delay and monitor cannot be negative"}
+	// compose-go holds the ratio as a float32: widen it through its
+	// shortest decimal form, so that 0.1 stays 0.1 and not 0.10000000149.
+	out.MaxFailureRatio, _ = strconv.ParseFloat(strconv.FormatFloat(float64(c.MaxFailureRatio), 'g', -1, 32), 64)
+	if c.Delay < 0 {
+		return nil, &Error{Service: service, Key: key + ".delay", Message: fmt.Sprintf("%v: want a duration of 0 or more", time.Duration(c.Delay))}
+	}
+	if c.Monitor < 0 {
+		return nil, &Error{Service: service, Key: key + ".monitor", Message: fmt.Sprintf("%v: want a duration of 0 or more (0 means the default, 5s)", time.Duration(c.Monitor))}
 	}
 	// compose-go reads an absent monitor as zero; as in Swarm, zero means
 	// the default (5s), and a monitor as short as 1ms is as good as none.

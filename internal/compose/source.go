@@ -243,9 +243,10 @@ func entryOnce(m *yaml.Node, key string, depth int, seen map[*yaml.Node]bool) (k
 // scalarHit is a scalar value found in the source files, with the keys
 // leading to it (sequence items count as no key).
 type scalarHit struct {
-	file string
-	line int
-	path []string
+	file  string
+	line  int
+	path  []string
+	value string
 }
 
 // findScalar returns the first scalar value, in file order, for which match
@@ -284,7 +285,7 @@ func walkScalars(n *yaml.Node, path []string, match func(string) bool, depth int
 		}
 	case yaml.ScalarNode:
 		if match(n.Value) {
-			return scalarHit{line: n.Line, path: path}, true
+			return scalarHit{line: n.Line, path: path, value: n.Value}, true
 		}
 	}
 	return scalarHit{}, false

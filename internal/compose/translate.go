@@ -158,7 +158,7 @@ func (t *translator) service(s types.ServiceConfig, p *types.Project) (api.Servi
 		return api.ServiceSpec{}, err
 	}
 	if err = t.rollout(s, &spec); err != nil {
-		return spec, err
+		return api.ServiceSpec{}, err
 	}
 	if err = t.deployment(s, &spec); err != nil {
 		return api.ServiceSpec{}, err
