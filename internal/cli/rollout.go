@@ -45,6 +45,10 @@ func rolloutLine(name string, r *api.Rollout, waiting, asked bool) string {
 		switch {
 		case waiting:
 			return fmt.Sprintf(" ⠿ Service %s  Waiting for health", name)
+		case asked && r.Total == 0:
+			// Not counted yet: the server counts the tasks on its
+			// first pass.
+			return fmt.Sprintf(" ⠿ Service %s  Rolling back", name)
 		case asked:
 			return fmt.Sprintf(" ⠿ Service %s  Rolling back %s", name, count)
 		}
@@ -282,9 +286,10 @@ func writeHistory(out io.Writer, revs []api.StackRevision) error {
 }
 
 // revisionOutcome is a revision's outcome, with why for the first
-// service that paused or rolled back.
+// service that paused or rolled back. A rollback revision's services
+// ending rolled back is what it asked for: no why to tell.
 func revisionOutcome(r api.StackRevision) string {
-	if r.Outcome != api.RolloutPaused && r.Outcome != "rolled back" {
+	if r.Outcome != api.RolloutPaused && (r.Outcome != "rolled back" || r.Kind == "rollback") {
 		return r.Outcome
 	}
 	for _, name := range r.Rollouts {

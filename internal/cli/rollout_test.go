@@ -26,6 +26,7 @@ func TestRolloutLine(t *testing.T) {
 		{api.Rollout{State: api.RolloutCompleted, Updated: 6, Total: 6}, false, false, " ✔ Service web  Updated 6/6"},
 		{api.Rollout{State: api.RolloutRollingBack, Rollback: true, Updated: 1, Total: 6, Message: "update failed: why"}, false, false, " ⠿ Service web  Rolling back: update failed: why"},
 		{api.Rollout{State: api.RolloutRollingBack, Rollback: true, Updated: 1, Total: 6, Message: "rollback to revision 1"}, false, true, " ⠿ Service web  Rolling back 1/6"},
+		{api.Rollout{State: api.RolloutRollingBack, Rollback: true, Message: "rollback to revision 1"}, false, true, " ⠿ Service web  Rolling back"},
 		{api.Rollout{State: api.RolloutRolledBack, Rollback: true, Message: "update failed: why"}, false, false, " ✘ Service web  Rolled back: update failed: why"},
 		{api.Rollout{State: api.RolloutRolledBack, Rollback: true, Updated: 6, Total: 6, Message: "rollback to revision 1"}, false, true, " ✔ Service web  Rolled back 6/6"},
 	} {
@@ -163,28 +164,34 @@ func TestWriteHistory(t *testing.T) {
 		{Number: 2, Kind: "up", CreatedAt: at, Changed: []string{"web", "api"}, Rollouts: []string{"api", "web"}, Outcome: "paused",
 			Outcomes: map[string]string{"api": "completed", "web": "paused: update failed: boom"}},
 		{Number: 3, Kind: "rollback", RollbackTo: 1, CreatedAt: at, Changed: []string{"web"}, Rollouts: []string{"web"}, Outcome: "in progress"},
-		{Number: 4, Kind: "up", CreatedAt: at, Rollouts: []string{"web"}, Outcome: "rolled back",
+		{Number: 4, Kind: "rollback", RollbackTo: 1, CreatedAt: at, Changed: []string{"web"}, Rollouts: []string{"web"}, Outcome: "rolled back",
+			Outcomes: map[string]string{"web": "rolled back: rollback to revision 1"}},
+		{Number: 5, Kind: "up", CreatedAt: at, Rollouts: []string{"web"}, Outcome: "rolled back",
 			Outcomes: map[string]string{"web": "rolled back: update failed: task t (slot 1) exited with code 1"}},
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
 	lines := strings.Split(strings.TrimSpace(b.String()), "\n")
-	if len(lines) != 5 {
-		t.Fatalf("history:\n%s\nwant a header and 4 revisions", b.String())
+	if len(lines) != 6 {
+		t.Fatalf("history:\n%s\nwant a header and 5 revisions", b.String())
 	}
 	for i, want := range [][]string{
 		{"REVISION", "CREATED", "KIND", "CHANGED", "OUTCOME"},
 		{"1", "2026-12-05 10:31:02", "up", "web,api", "completed"},
 		{"2", "up", "paused (web: update failed: boom)"},
 		{"3", "rollback to 1", "web", "in progress"},
-		{"4", "-", "rolled back (web: update failed: task t (slot 1) exited with code 1)"},
+		{"4", "rollback to 1", "web", "rolled back"},
+		{"5", "-", "rolled back (web: update failed: task t (slot 1) exited with code 1)"},
 	} {
 		for _, w := range want {
 			if !strings.Contains(lines[i], w) {
 				t.Errorf("line %d %q lacks %q", i, lines[i], w)
 			}
 		}
+	}
+	if strings.Contains(lines[4], "(") {
+		t.Errorf("a rollback that ended tells why as if it failed: %q", lines[4])
 	}
 }
 

@@ -118,20 +118,36 @@ func runUp(ctx context.Context, g *Globals, o upOptions) error {
 
 // waitRunning follows the project's tasks until every service has its
 // replicas started, printing progress; a task that fails ends it. The
-// services a rollout updates (dr.Updated) are followed by their rollout
-// instead, in the same loop: they are done when it ended or waits at its
-// canaries, and fail when it paused or rolled back. Their failing tasks
-// are the rollout's business, not a failure of their own.
+// services a rollout updates (dr.Updated, and those still in an earlier
+// rollout) are followed by their rollout instead, in the same loop: they
+// are done when it ended or waits at its canaries, and fail when it
+// paused or rolled back. Their failing tasks are the rollout's business,
+// not a failure of their own.
 func waitRunning(ctx context.Context, c *api.Client, out io.Writer, dr api.DeployResult, healthy bool) error {
-	var rollouts *rolloutFollower
-	if len(dr.Updated) > 0 {
-		want := map[string]int{}
-		for _, s := range dr.Services {
-			if slices.Contains(dr.Updated, s.Spec.Name) && s.Rollout != nil {
-				want[s.Spec.Name] = s.Rollout.Revision
-			}
+	// Followed by their rollout too: the services an earlier up or
+	// rollback left mid-rollout or paused, which this up did not change.
+	follow, want := slices.Clone(dr.Updated), map[string]int{}
+	rollingBack := false
+	for _, s := range dr.Services {
+		r := s.Rollout
+		if r == nil {
+			continue
 		}
-		rollouts = newRolloutFollower(out, dr.Updated, want, nil)
+		if slices.Contains(dr.Updated, s.Spec.Name) {
+			want[s.Spec.Name] = r.Revision
+		} else if r.Active() || r.State == api.RolloutPaused {
+			follow = append(follow, s.Spec.Name)
+			want[s.Spec.Name] = r.Revision
+			rollingBack = rollingBack || r.Rollback
+		}
+	}
+	var rollouts *rolloutFollower
+	if len(follow) > 0 {
+		var asked map[int]bool
+		if rollingBack {
+			asked = rollbackRevisions(ctx, c, dr.Stack.Name)
+		}
+		rollouts = newRolloutFollower(out, follow, want, asked)
 	}
 	versions := map[string]api.Service{}
 	for _, s := range dr.Services {
@@ -173,7 +189,7 @@ func waitRunning(ctx context.Context, c *api.Client, out io.Writer, dr api.Deplo
 		perService := map[string]int{}
 		for _, t := range tasks {
 			sv, ok := versions[t.Service]
-			if !ok || t.DesiredState != api.DesiredRunning || t.SpecVersion != sv.Version {
+			if !ok || t.DesiredState != api.DesiredRunning || !sv.Current(t.SpecVersion) {
 				continue
 			}
 			if rollouts.following(t.Service) {
@@ -230,7 +246,7 @@ func waitRunning(ctx context.Context, c *api.Client, out io.Writer, dr api.Deplo
 			sort.Strings(failures)
 			more := ""
 			if !rolloutsDone {
-				more = "; the updates of " + strings.Join(dr.Updated, ", ") + " go on (drover rollout status shows them)"
+				more = "; the rollouts of " + strings.Join(rollouts.services, ", ") + " go on (drover rollout status shows them)"
 			}
 			return fmt.Errorf("%s (the project stays deployed as it is: fix the cause and run `drover up` again, or `drover down`%s)",
 				strings.Join(failures, "; "), more)
@@ -247,7 +263,7 @@ func waitRunning(ctx context.Context, c *api.Client, out io.Writer, dr api.Deplo
 		case <-ctx.Done():
 			goesOn := ""
 			if !rolloutsDone {
-				goesOn = "; the updates go on in the server (drover rollout status shows them)"
+				goesOn = "; the rollouts go on in the server (drover rollout status shows them)"
 			}
 			if errors.Is(ctx.Err(), context.DeadlineExceeded) {
 				return fmt.Errorf("--wait-timeout ran out before every container was running and healthy; the project stays deployed (`drover down` removes it)%s", goesOn)
