@@ -105,8 +105,14 @@ type Rollout struct {
 	// the monitor period counts from there. Entries go when the rollout
 	// ends.
 	ReadyAt map[string]time.Time `json:"readyAt,omitempty"`
-	// Failed are the new tasks that failed within their monitor period.
-	Failed []string `json:"failed,omitempty"`
+	// Failed are the new tasks that failed within their monitor period;
+	// the first Forgiven of them failed before the rollout was resumed
+	// and no longer count against max_failure_ratio.
+	Failed   []string `json:"failed,omitempty"`
+	Forgiven int      `json:"forgiven,omitempty"`
+	// Asked marks a rollback someone asked for (drover rollback): its end
+	// completes its revision.
+	Asked bool `json:"asked,omitempty"`
 	// LastDoneAt is when a task last finished updating (for delay).
 	LastDoneAt time.Time `json:"lastDoneAt,omitzero"`
 	Message    string    `json:"message,omitempty"`

@@ -25,6 +25,10 @@ var version = "0.1.0-dev"
 type composeWarnings struct{}
 
 func (composeWarnings) Format(e *logrus.Entry) ([]byte, error) {
+	if strings.Contains(e.Message, "the attribute `version` is obsolete") {
+		// Drover warns of it itself, with its line: one warning a problem.
+		return nil, nil
+	}
 	return []byte("WARN " + e.Message + "\n"), nil
 }
 

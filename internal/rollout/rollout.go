@@ -164,7 +164,7 @@ func Decide(in Input) Decision {
 
 	// Failures past the tolerated ratio stop the rollout.
 	if len(newFailures) > 0 {
-		ratio := float64(len(r.Failed)) / float64(max(total, 1))
+		ratio := float64(len(r.Failed)-r.Forgiven) / float64(max(total, 1))
 		if ratio > cfg.MaxFailureRatio && cfg.FailureAction != api.FailureContinue {
 			what := "update failed: "
 			if r.Rollback {
@@ -216,7 +216,7 @@ func Decide(in Input) Decision {
 			d.Hold = nil
 		case canariesDone:
 			r.State = api.RolloutCanary
-			r.Message = fmt.Sprintf("%d canaries running: drover promote to go on, drover rollback to return", started)
+			r.Message = fmt.Sprintf("%d canary task(s) running: drover promote to go on, drover rollback to return", started)
 			d.Rollout = changed(svc.Rollout, r, now)
 			return d
 		default:
@@ -304,7 +304,7 @@ func changed(prev, next *api.Rollout, now time.Time) *api.Rollout {
 }
 
 func same(a, b *api.Rollout) bool {
-	if a.State != b.State || a.Revision != b.Revision || a.Rollback != b.Rollback || a.Canary != b.Canary ||
+	if a.State != b.State || a.Revision != b.Revision || a.Rollback != b.Rollback || a.Canary != b.Canary || a.Forgiven != b.Forgiven || a.Asked != b.Asked ||
 		a.Promoted != b.Promoted || a.Total != b.Total || a.Updated != b.Updated || !a.LastDoneAt.Equal(b.LastDoneAt) ||
 		a.Message != b.Message || !a.StartedAt.Equal(b.StartedAt) || !a.EndedAt.Equal(b.EndedAt) ||
 		!slices.Equal(a.Failed, b.Failed) || len(a.ReadyAt) != len(b.ReadyAt) {
@@ -351,7 +351,7 @@ func Revert(svc api.Service, spec api.ServiceSpec, version uint64, why string, n
 	if svc.Rollout != nil {
 		rev = svc.Rollout.Revision
 	}
-	out.Rollout = &api.Rollout{State: api.RolloutRollingBack, Revision: rev, Rollback: true, Message: why, StartedAt: now, UpdatedAt: now}
+	out.Rollout = &api.Rollout{State: api.RolloutRollingBack, Revision: rev, Rollback: true, Total: spec.Replicas, Message: why, StartedAt: now, UpdatedAt: now}
 	out.UpdatedAt = now
 	return out
 }

@@ -265,3 +265,20 @@ func TestRollbackTargets(t *testing.T) {
 		t.Fatalf("revert: %+v", r)
 	}
 }
+
+// A resumed rollout forgives the failures before it: the task that failed
+// then does not pause it again, a new failure does.
+func TestDecideResumedForgives(t *testing.T) {
+	slots := oldSlots(4)
+	slots[0] = Slot{Number: 1, New: task("n1", 2, api.StateRunning, api.HealthUnhealthy, t0)}
+	r := api.Rollout{Failed: []string{"n1"}, Forgiven: 1}
+	d := Decide(Input{Service: svc(nil, r), Slots: slots, Now: t0.Add(time.Second)})
+	if d.Rollout != nil && d.Rollout.State == api.RolloutPaused {
+		t.Fatalf("the forgiven failure paused the resumed rollout: %+v", d.Rollout)
+	}
+	slots[1] = Slot{Number: 2, New: task("n2", 2, api.StateExited, "", t0)}
+	d = Decide(Input{Service: svc(nil, r), Slots: slots, Now: t0.Add(time.Second)})
+	if d.Rollout == nil || d.Rollout.State != api.RolloutPaused {
+		t.Fatalf("a new failure after the resume: %+v; want paused", d.Rollout)
+	}
+}

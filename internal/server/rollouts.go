@@ -61,6 +61,9 @@ func outcome(r *api.Rollout) string {
 	case api.RolloutCompleted:
 		return "completed"
 	case api.RolloutRolledBack:
+		if r.Asked {
+			return "completed"
+		}
 		return "rolled back: " + r.Message
 	default:
 		return r.State + ": " + r.Message
@@ -258,6 +261,7 @@ func planRollback(snap *store.Snapshot, st api.Stack, target api.StackRevision, 
 		}
 		nv := rollout.Revert(sv, rs.Spec, rs.Version, fmt.Sprintf("rollback to revision %d", target.Number), now)
 		nv.Rollout.Revision = revision
+		nv.Rollout.Asked = true
 		key := store.ServiceKey(st.Name, name)
 		txn.Unchanged(key, snap.ModRevisions[key])
 		txn.Put(key, nv)
@@ -353,7 +357,9 @@ func planPromote(snap *store.Snapshot, stack string, only []string, now time.Tim
 			nr.Message = "promoted"
 		} else {
 			nr.Message = "resumed after: " + r.Message
-			nr.Failed = nil
+			// The failures so far are forgiven; the tasks that failed are
+			// still known, so that they are not counted again.
+			nr.Forgiven = len(r.Failed)
 			nr.EndedAt = time.Time{}
 		}
 		nr.State = api.RolloutUpdating

@@ -44,8 +44,11 @@ func (s *Server) serviceOp(w http.ResponseWriter, r *http.Request) {
 			}
 			retireEnded(snap, endedTasks(snap, stack)[name], txn)
 		case "restart":
+			// Every container is replaced at once, as Compose does: a
+			// restart is no rollout, and no older version stays current.
 			sv.Version++
 			sv.Stopped = false
+			sv.SameAs, sv.Rollout = nil, nil
 		case "scale":
 			n, err := strconv.Atoi(r.URL.Query().Get("replicas"))
 			if err != nil || n < 0 {
