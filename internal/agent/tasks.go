@@ -280,6 +280,11 @@ func (a *Agent) start(ctx context.Context, t api.Task) {
 	}
 	a.report(ctx, t, api.TaskStatus{State: api.StatePreparing, Message: "connecting networks"})
 	req := netRequest(t)
+	if err := a.undoStaleAttach(ctx, t, req); err != nil {
+		log.Warn("network attach left by an earlier run could not be undone", "err", err)
+		a.report(ctx, t, failed(fmt.Errorf("network: %w", err)))
+		return
+	}
 	res, err := a.attach(ctx, t, req)
 	if err != nil {
 		log.Warn("network attach failed", "err", err)
@@ -528,6 +533,22 @@ func (a *Agent) attach(ctx context.Context, t api.Task, req network.Request) (ne
 		return network.Result{}, fmt.Errorf("network_mode %s: no running container of %q on this node", mode, peer)
 	}
 	return a.cfg.Network.Attach(ctx, req)
+}
+
+// undoStaleAttach detaches a task whose network namespace is there while
+// its container is not: an earlier run of the agent (killed with -9, or
+// with its server) attached it and died before the container started.
+// start runs only for a task without a container, so the namespace is
+// nobody's; attaching again would be refused.
+func (a *Agent) undoStaleAttach(ctx context.Context, t api.Task, req network.Request) error {
+	if mode := t.Spec.NetworkMode; mode == "host" || strings.HasPrefix(mode, "service:") {
+		return nil
+	}
+	if _, err := os.Lstat(a.cfg.Network.NetNSPath(t.ID)); err != nil {
+		return nil
+	}
+	a.log.Info("undoing a network attach left by an earlier run", "task", t.ID)
+	return a.cfg.Network.Detach(ctx, req)
 }
 
 // netRequest is the network request of a task; the same for attach and

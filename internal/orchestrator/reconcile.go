@@ -204,6 +204,7 @@ func Reconcile(in Input) Actions {
 				act.Shutdown = append(act.Shutdown, o.ID)
 				rsl.Old = nil
 				act.Create = append(act.Create, mk(slot, o.Restarts))
+				rs = append(rs, rsl) // counted: the rollout ends when its new task is ready
 				continue
 			}
 			rs = append(rs, rsl)

@@ -108,3 +108,20 @@ func TestRolloutFailureRollsBackTheRevision(t *testing.T) {
 		}
 	}
 }
+
+// An old task that serves nothing is replaced at once, and the rollout
+// waits for its replacement instead of ending with nothing counted.
+func TestRolloutWaitsForAnOutrightReplacement(t *testing.T) {
+	s := updating("web", nil)
+	s.Spec.Replicas = 1
+	failed := task("old", "web", 1, 1, api.StateFailed)
+	act := Reconcile(Input{Stacks: stacks, Services: []api.Service{s}, Tasks: []api.Task{failed}, Nodes: node, Now: t0, NewID: ids()})
+	if len(act.Create) != 1 || fmt.Sprint(act.Shutdown) != "[old]" {
+		t.Fatalf("create %d shutdown %v; want the failed task replaced at once", len(act.Create), act.Shutdown)
+	}
+	for _, sv := range act.Services {
+		if sv.Rollout.Ended() {
+			t.Fatalf("the rollout ended before the replacement ran: %+v", sv.Rollout)
+		}
+	}
+}
