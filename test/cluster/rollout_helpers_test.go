@@ -25,11 +25,20 @@ import (
 const rollPort = 8080
 
 // rollWeb is a published httpd whose page says its VERSION, health-checked
-// by fetching the page: every 500ms until it first answers (start_interval
-// within a long start_period), then every 2s, so that many replicas do not
-// keep two shared cores busy with probes. update is the service's
+// by fetching the page (rollHealth). update is the service's
 // deploy.update_config, in flow style.
 func rollWeb(replicas int, version, update string) string {
+	return rollWebWith(replicas, version, update, rollHealth)
+}
+
+// rollHealth probes every 500ms until the first success (start_interval
+// within a long start_period), then every 2s, so that many replicas do
+// not keep two shared cores busy with probes.
+const rollHealth = "{interval: 2s, timeout: 2s, retries: 2, start_period: 60s, start_interval: 500ms}"
+
+// rollWebWith is rollWeb with the healthcheck's timing (interval,
+// timeout, retries, start_period, start_interval) in flow style.
+func rollWebWith(replicas int, version, update, health string) string {
 	return fmt.Sprintf(`
 services:
   web:
@@ -37,17 +46,11 @@ services:
     command: ["sh", "-c", "echo $$VERSION > /www/index.html; exec httpd -f -p 80 -h /www"]
     environment: [VERSION=%s]
     ports: ["%d:80"]
-    healthcheck:
-      test: ["CMD", "wget", "-q", "-O", "/dev/null", "http://127.0.0.1/"]
-      interval: 2s
-      timeout: 2s
-      retries: 2
-      start_period: 60s
-      start_interval: 500ms
+    healthcheck: %s
     deploy:
       replicas: %d
       update_config: %s
-`, harness.Image, version, rollPort, replicas, update)
+`, harness.Image, version, rollPort, strings.Replace(health, "{", `{test: ["CMD", "wget", "-q", "-O", "/dev/null", "http://127.0.0.1/"], `, 1), replicas, update)
 }
 
 func rollRewrite(t *testing.T, proj, compose string) {

@@ -33,6 +33,10 @@ const (
 	// task counted as updated as soon as it is running and healthy. A
 	// monitor of 0s means the default (5s), as in Swarm; 1ms is the least.
 	rollBenchUpdate = "{parallelism: 10, order: start-first, delay: 0s, monitor: 1ms}"
+	// Probed every 500ms until healthy, as the tests' service is, but
+	// with room for a probe slowed down by 50 containers starting on 2
+	// cores: a 2s timeout made a replica unhealthy there.
+	rollBenchHealth = "{interval: 5s, timeout: 10s, retries: 3, start_period: 120s, start_interval: 500ms}"
 	rollBenchNodes  = 3
 	// rollBenchTimeout bounds each drover command of the benchmark.
 	rollBenchTimeout = 10 * time.Minute
@@ -69,7 +73,7 @@ func TestRolloutBenchmark(t *testing.T) {
 	testenv.RequireBinary(t, "ctr")
 	n := *rollBenchReplicas
 	dc := startCluster(t, rollBenchNodes)
-	proj := harness.WriteProject(t, rollBenchStack, rollWeb(n, "warm", rollBenchUpdate))
+	proj := harness.WriteProject(t, rollBenchStack, rollWebWith(n, "warm", rollBenchUpdate, rollBenchHealth))
 	t.Cleanup(func() { _, _ = dc.drover(proj, "down") })
 	run := func(args ...string) (string, time.Duration) {
 		t.Helper()
@@ -120,7 +124,7 @@ func rollBenchRound(t *testing.T, dc *droverCluster, proj string, run func(...st
 	r := rollRun{round: round, busy: busyProcesses()}
 
 	// The floor: the service created from nothing.
-	rollRewrite(t, proj, rollWeb(n, v1, rollBenchUpdate))
+	rollRewrite(t, proj, rollWebWith(n, v1, rollBenchUpdate, rollBenchHealth))
 	if out, err := exec.Command("sync").CombinedOutput(); err != nil {
 		t.Fatalf("sync: %v: %s", err, out)
 	}
@@ -142,7 +146,7 @@ func rollBenchRound(t *testing.T, dc *droverCluster, proj string, run func(...st
 	waitServing(t, urls, v1, 5)
 
 	// The rolling update, under load.
-	rollRewrite(t, proj, rollWeb(n, v2, rollBenchUpdate))
+	rollRewrite(t, proj, rollWebWith(n, v2, rollBenchUpdate, rollBenchHealth))
 	r.loadRoll = hostload.Averages()
 	l := startRollLoad(t, urls)
 	w := dc.watchTasks(rollBenchStack, "web", 250*time.Millisecond)
